@@ -1,0 +1,25 @@
+"""Model backends by route kind. Each is imported only when a model of its kind loads,
+so the host starts without importing vLLM, torch or diffusers."""
+
+from __future__ import annotations
+
+import importlib
+
+from llmhost.backends.base import Backend, BackendFactory
+from llmhost.config import HostConfig, RouteConfig
+
+# kind -> "module:Class"; a registry, not an if/elif over kinds.
+REGISTRY: dict[str, str] = {
+    "llm": "llmhost.backends.vllm:VllmBackend",
+    "diffusion": "llmhost.backends.diffusion:DiffusionBackend",
+}
+
+
+def create_backend(route: RouteConfig, host: HostConfig) -> Backend:
+    module_name, _, class_name = REGISTRY[route.kind].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    backend: Backend = cls(route, host)
+    return backend
+
+
+__all__ = ["REGISTRY", "Backend", "BackendFactory", "create_backend"]

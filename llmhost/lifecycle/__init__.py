@@ -1,0 +1,1 @@
+"""Which models are on the GPU, decided in one place (see manager.py)."""

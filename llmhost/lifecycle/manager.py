@@ -1,0 +1,462 @@
+"""The one owner of every load and unload decision.
+
+Concurrency model (read this before changing anything here):
+
+* Request handlers never look at a model's state to decide anything. They call
+  `lease(route)`, which queues a ticket and awaits it; the ticket resolves to a
+  `Lease` once the model is ready, and the lease is released when the request's
+  last byte has gone out (or its client went away).
+* One scheduler task (`_run`) owns every decision. It wakes on any event (a new
+  ticket, a released lease, a finished load or unload, a timer) and runs
+  `_schedule`, a synchronous pass over all models: no locks, no races between
+  deciding and acting.
+* Loads and unloads run as one "GPU operation" task at a time, so free-memory
+  readings before and after belong to exactly one model. Their slow parts run
+  off the event loop inside the backend; `/healthz` and model lists stay instant.
+* Eviction stops new leases for the victim, waits for its leases to drain (up to
+  `drain_timeout_seconds`), then unloads. A resident model keeps serving while it is
+  busy, for at most `max_hold_seconds` after another model started waiting: no
+  thrash between two busy routes, no starvation of either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from llmhost.backends.base import Backend, BackendFactory
+from llmhost.config import Catalog, RouteConfig
+from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
+from llmhost.gpu import GIB, GpuMonitor
+from llmhost.lifecycle.policy import Resident, configured_need_bytes, plan_eviction
+from llmhost.lifecycle.slot import Lease, Slot, Ticket
+from llmhost.lifecycle.state import ModelState, is_resident
+
+log = logging.getLogger("llmhost.lifecycle")
+
+Clock = Callable[[], float]
+
+
+class ModelManager:
+    def __init__(
+        self,
+        catalog: Catalog,
+        backend_factory: BackendFactory,
+        gpu: GpuMonitor,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.catalog = catalog
+        self.host = catalog.host
+        self._factory = backend_factory
+        self._gpu = gpu
+        self._clock = clock
+        self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
+        self._wake = asyncio.Event()
+        self._op: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._idle_event = asyncio.Event()  # set when closing and everything is stopped
+
+    # ---- public API -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="llmhost-scheduler")
+        if self._gpu.unavailable_reason:
+            log.warning("GPU memory watch off: %s", self._gpu.unavailable_reason)
+
+    def prewarm(self, names: Iterable[str]) -> None:
+        """Load these routes in the background; start-up does not wait for them."""
+        for name in names:
+            task = asyncio.create_task(self._prewarm_one(name), name=f"prewarm-{name}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _prewarm_one(self, name: str) -> None:
+        log.info("prewarm: loading %s", name)
+        try:
+            async with self.lease(name):
+                pass
+        except Exception as exc:  # the failure is already logged and visible in /stats
+            log.warning("prewarm of %s did not finish: %s", name, getattr(exc, "message", exc))
+
+    @asynccontextmanager
+    async def lease(self, route_name: str) -> AsyncIterator[Lease]:
+        """Wait until `route_name` is ready and hold it for the duration of the block."""
+        lease = await self.acquire(route_name)
+        try:
+            yield lease
+        finally:
+            self.release(lease)
+
+    async def acquire(self, route_name: str) -> Lease:
+        """Like `lease` for callers whose use outlives one block (streams): pair with `release`."""
+        slot = self.slots.get(route_name)
+        if slot is None:
+            raise ModelNotFound(f"No route named '{route_name}'.")
+        if self._closing:
+            raise ShuttingDown("The host is shutting down.", retry_after=30)
+        if len(slot.waiting) >= self.host.max_waiting:
+            raise Overloaded(
+                f"{len(slot.waiting)} requests are already waiting for {slot.route.primary_id}; "
+                "try again shortly.",
+                retry_after=5,
+            )
+        ticket = Ticket(self._clock(), asyncio.get_running_loop().create_future())
+        slot.waiting.append(ticket)
+        self._wake.set()
+        timeout = self.host.start_timeout_seconds
+        try:
+            return await asyncio.wait_for(asyncio.shield(ticket.granted), timeout)
+        except asyncio.TimeoutError:
+            self._withdraw(slot, ticket)
+            raise ModelUnavailable(
+                f"{slot.route.primary_id} did not become ready within {timeout:g} s "
+                f"(it is {slot.state.value}). Retry later; START_TIMEOUT_SECONDS sets the limit.",
+                retry_after=30,
+            ) from None
+        except BaseException:
+            self._withdraw(slot, ticket)
+            raise
+
+    def release(self, lease: Lease) -> None:
+        if lease.released:
+            return
+        lease.released = True
+        slot = lease.slot
+        slot.active.discard(lease)
+        slot.last_used = self._clock()
+        self._wake.set()
+
+    def route_state(self, route_name: str) -> ModelState:
+        return self.slots[route_name].state
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        return [slot.stats(now) for slot in self.slots.values()]
+
+    async def close(self) -> None:
+        """Refuse new work, drain what is in flight (bounded), unload everything."""
+        if self._closing:
+            return
+        self._closing = True
+        for slot in self.slots.values():
+            self._reject_waiting(slot, ShuttingDown("The host is shutting down.", retry_after=30))
+        self._wake.set()
+        bound = self.host.drain_timeout_seconds + self.host.start_timeout_seconds + 60
+        try:
+            await asyncio.wait_for(self._idle_event.wait(), bound)
+        except asyncio.TimeoutError:
+            log.error("shutdown: models still not stopped after %.0f s, giving up", bound)
+        for task in (self._loop_task, self._op, *self._background):
+            if task is not None and not task.done():
+                task.cancel()
+
+    # ---- scheduler ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            deadline = self._schedule()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def _schedule(self) -> float | None:
+        """One decision pass. Returns when the next timer is due (None: nothing pending)."""
+        now = self._clock()
+        deadlines: list[float] = []
+        for slot in self.slots.values():
+            self._grant(slot)
+            self._check_failed(slot, now, deadlines)
+            self._check_idle(slot, now, deadlines)
+        if self._closing:
+            self._schedule_close()
+        if self._op is None:
+            self._next_operation(now, deadlines)
+        return min(deadlines, default=None)
+
+    def _grant(self, slot: Slot) -> None:
+        if slot.state is not ModelState.READY or slot.evicting or slot.backend is None:
+            return
+        while slot.waiting:
+            ticket = slot.waiting.popleft()
+            if ticket.granted.done():
+                continue
+            lease = Lease(slot, slot.backend)
+            slot.active.add(lease)
+            slot.last_hit = time.time()
+            ticket.granted.set_result(lease)
+        failure = slot.backend.failure()
+        if failure is not None and not slot.active:
+            self._mark_evicting(slot, f"its engine stopped working ({failure})", self._clock())
+
+    def _check_failed(self, slot: Slot, now: float, deadlines: list[float]) -> None:
+        if slot.state is not ModelState.FAILED or not slot.waiting or slot.failed_at is None:
+            return
+        retry_at = slot.failed_at + self.host.retry_backoff_seconds
+        if now < retry_at:
+            self._reject_waiting(slot, self._failed_error(slot, retry_at - now))
+            deadlines.append(retry_at)
+
+    def _check_idle(self, slot: Slot, now: float, deadlines: list[float]) -> None:
+        if slot.state is not ModelState.READY or slot.evicting or slot.busy:
+            return
+        idle = slot.route.effective_idle_seconds(self.host)
+        due = slot.last_used + idle
+        if now >= due:
+            self._mark_evicting(slot, f"idle for {idle:g} s", now)
+        else:
+            deadlines.append(due)
+
+    def _schedule_close(self) -> None:
+        now = self._clock()
+        for slot in self.slots.values():
+            if slot.state is ModelState.READY and not slot.evicting:
+                self._mark_evicting(slot, "host shutting down", now)
+        if self._op is None and not any(is_resident(s.state) for s in self.slots.values()):
+            self._idle_event.set()
+
+    def _next_operation(self, now: float, deadlines: list[float]) -> None:
+        # 1. Finish evictions already decided: unload once drained or the drain bound passed.
+        for slot in self.slots.values():
+            if slot.evicting and slot.state is ModelState.READY:
+                assert slot.drain_started is not None
+                drain_deadline = slot.drain_started + self.host.drain_timeout_seconds
+                if not slot.active or now >= drain_deadline:
+                    self._begin(self._unload(slot), slot)
+                    return
+                deadlines.append(drain_deadline)
+        if self._closing:
+            return
+        # 2. Bring in the model whose request has waited longest.
+        wanted = self._most_waited()
+        if wanted is None:
+            return
+        residents = [s for s in self.slots.values() if s is not wanted and is_resident(s.state)]
+        gpu = self._gpu.memory()
+        need = self._need_bytes(wanted, gpu.total_bytes if gpu else None)
+        plan = plan_eviction(
+            self.host.policy,
+            wanted.route.name,
+            need,
+            [Resident(s.route.name, s.busy, s.last_used, s.measured_bytes) for s in residents],
+            gpu,
+        )
+        if not plan.fits:
+            log.error("cannot load %s: %s", wanted.route.primary_id, plan.reason)
+            self._reject_waiting(
+                wanted,
+                ModelUnavailable(
+                    f"{wanted.route.primary_id} cannot be loaded: {plan.reason}.", retry_after=60
+                ),
+            )
+            return
+        if not plan.evict:
+            self._begin(self._load(wanted), wanted)
+            return
+        wanted.swap_pending = True
+        oldest = wanted.oldest_wait() or now
+        for name in plan.evict:
+            victim = self.slots[name]
+            if victim.evicting or victim.state is not ModelState.READY:
+                continue
+            hold_until = max(victim.ready_at, oldest) + self.host.max_hold_seconds
+            if victim.busy and now < hold_until:
+                deadlines.append(hold_until)  # let it finish what it has, within the hold
+                continue
+            self._mark_evicting(victim, f"making room for {wanted.route.primary_id}", now)
+            self._wake.set()  # unload it in the next pass if it is already drained
+
+    def _most_waited(self) -> Slot | None:
+        candidates = [
+            s for s in self.slots.values() if s.waiting and s.state in (ModelState.STOPPED, ModelState.FAILED)
+        ]
+        return min(candidates, key=lambda s: s.oldest_wait() or 0.0, default=None)
+
+    def _need_bytes(self, slot: Slot, total: int | None) -> int | None:
+        if slot.route.memory_gib is None and slot.measured_bytes is not None:
+            return slot.measured_bytes
+        return configured_need_bytes(slot.route, total)
+
+    def _mark_evicting(self, slot: Slot, reason: str, now: float) -> None:
+        slot.evicting = reason
+        slot.drain_started = now
+        if slot.active:
+            log.info(
+                "evicting %s (%s): draining %d in-flight request(s)",
+                slot.route.primary_id,
+                reason,
+                len(slot.active),
+            )
+
+    # ---- GPU operations -------------------------------------------------------------
+
+    def _begin(self, work: Coroutine[Any, Any, None], slot: Slot) -> None:
+        task = asyncio.create_task(work, name=f"gpu-op-{slot.route.name}")
+        self._op = task
+
+        def _done(t: asyncio.Task[None]) -> None:
+            self._op = None
+            if not t.cancelled() and t.exception() is not None:
+                log.error("model operation for %s crashed", slot.route.name, exc_info=t.exception())
+            self._wake.set()
+
+        task.add_done_callback(_done)
+
+    async def _load(self, slot: Slot) -> None:
+        route = slot.route
+        slot.to(ModelState.LOADING)
+        slot.evicting = None
+        started = self._clock()
+        slot.load_started = started
+        before = self._gpu.memory()
+        need = self._need_bytes(slot, before.total_bytes if before else None)
+        if before is not None and need is not None and need > before.free_bytes:
+            self._fail(
+                slot,
+                f"needs {need / GIB:.1f} GiB of GPU memory but only "
+                f"{before.free_bytes / GIB:.1f} GiB is free",
+            )
+            return
+        kind = "swap" if slot.swap_pending else "cold start"
+        log.info("loading %s (%s, %s) from %s", route.primary_id, route.name, kind, route.model)
+        backend = self._factory(route, self.host)
+        start = asyncio.create_task(backend.start())
+        done, _ = await asyncio.wait({start}, timeout=self.host.start_timeout_seconds)
+        if not done:
+            self._fail(slot, f"loading took longer than {self.host.start_timeout_seconds:g} s")
+            # The load cannot be interrupted mid-way; wait for it to end (bounded) and
+            # free what it took before another model may use the GPU.
+            await asyncio.wait({start}, timeout=self.host.start_timeout_seconds)
+            await self._stop_quietly(backend, route)
+            return
+        error = start.exception()
+        if error is not None:
+            await self._stop_quietly(backend, route)
+            self._fail(slot, _describe(error))
+            return
+        elapsed = self._clock() - started
+        after = self._gpu.memory()
+        if before is not None and after is not None:
+            slot.measured_bytes = max(0, before.free_bytes - after.free_bytes)
+        slot.backend = backend
+        slot.to(ModelState.READY)
+        slot.ready_at = slot.last_used = self._clock()
+        slot.loads += 1
+        slot.cold_starts.append(elapsed)
+        slot.last_error = slot.failed_at = None
+        if slot.swap_pending:
+            slot.swaps += 1
+            slot.swap_pending = False
+        memory = f", {slot.measured_bytes / GIB:.2f} GiB" if slot.measured_bytes is not None else ""
+        log.info("ready: %s in %.1f s (%s%s)", route.primary_id, elapsed, kind, memory)
+
+    async def _unload(self, slot: Slot) -> None:
+        route = slot.route
+        reason = slot.evicting or "requested"
+        backend = slot.backend
+        slot.to(ModelState.UNLOADING)
+        if slot.active:
+            log.warning(
+                "unloading %s with %d request(s) still running after the %g s drain bound",
+                route.primary_id,
+                len(slot.active),
+                self.host.drain_timeout_seconds,
+            )
+            for lease in slot.active:
+                lease.revoked = (
+                    f"{route.primary_id} was unloaded ({reason}) before this request "
+                    f"finished (drain bound {self.host.drain_timeout_seconds:g} s)"
+                )
+            slot.active = set()
+        started = self._clock()
+        before = self._gpu.memory()
+        failure = backend.failure() if backend is not None else None
+        if backend is not None:
+            await self._stop_quietly(backend, route)
+        slot.backend = None
+        slot.evicting = None
+        slot.drain_started = None
+        slot.evictions += 1
+        slot.to(ModelState.STOPPED)
+        if failure is not None:
+            slot.last_error = failure
+        freed = await self._settle_memory(before, slot.measured_bytes)
+        freed_text = f", {freed / GIB:.2f} GiB GPU memory back" if freed is not None else ""
+        log.info(
+            "unloaded %s (%s) in %.1f s%s", route.primary_id, reason, self._clock() - started, freed_text
+        )
+
+    async def _stop_quietly(self, backend: Backend, route: RouteConfig) -> None:
+        try:
+            await backend.stop()
+        except Exception as exc:
+            log.warning("stopping %s raised %s; treating it as stopped", route.primary_id, _describe(exc))
+
+    async def _settle_memory(self, before: Any, expected: int | None) -> int | None:
+        """Poll NVML until the unloaded model's memory shows as free (drivers report it late)."""
+        if before is None:
+            return None
+        target = before.free_bytes + int((expected or 0) * 0.9)
+        deadline = self._clock() + self.host.vram_settle_seconds
+        delay = 0.05
+        while True:
+            now_mem = self._gpu.memory()
+            if now_mem is None:
+                return None
+            if now_mem.free_bytes >= target or self._clock() >= deadline:
+                if now_mem.free_bytes < target:
+                    log.warning(
+                        "GPU memory not fully back after %g s (%.2f GiB still in use)",
+                        self.host.vram_settle_seconds,
+                        (target - now_mem.free_bytes) / GIB,
+                    )
+                return max(0, now_mem.free_bytes - before.free_bytes)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _fail(self, slot: Slot, reason: str) -> None:
+        slot.to(ModelState.FAILED)
+        slot.last_error = reason
+        slot.failed_at = self._clock()
+        slot.swap_pending = False
+        log.error("failed to load %s (%s): %s", slot.route.primary_id, slot.route.model, reason)
+        self._reject_waiting(slot, self._failed_error(slot, self.host.retry_backoff_seconds))
+
+    def _failed_error(self, slot: Slot, retry_after: float) -> ModelUnavailable:
+        return ModelUnavailable(
+            f"{slot.route.primary_id} failed to load: {slot.last_error}.", retry_after=retry_after
+        )
+
+    def _reject_waiting(self, slot: Slot, error: Exception) -> None:
+        while slot.waiting:
+            ticket = slot.waiting.popleft()
+            if not ticket.granted.done():
+                ticket.granted.set_exception(error)
+
+    def _withdraw(self, slot: Slot, ticket: Ticket) -> None:
+        """A waiter gave up (timeout, client gone): drop its ticket, or release what it got."""
+        if ticket.granted.done():
+            if not ticket.granted.cancelled() and ticket.granted.exception() is None:
+                self.release(ticket.granted.result())
+        else:
+            ticket.granted.cancel()
+        try:
+            slot.waiting.remove(ticket)
+        except ValueError:
+            pass
+        self._wake.set()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

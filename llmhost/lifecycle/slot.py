@@ -1,0 +1,103 @@
+"""Per-model bookkeeping the manager keeps: state, leases, queue and history."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmhost.backends.base import Backend
+from llmhost.config import RouteConfig
+from llmhost.lifecycle.state import ModelState, check_transition
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A request waiting for its model; the manager resolves `granted` with a Lease."""
+
+    arrived: float
+    granted: asyncio.Future[Lease]
+
+
+@dataclass(eq=False)
+class Lease:
+    """The right to use a loaded model until released. Held for a whole request or stream."""
+
+    slot: Slot
+    backend: Backend
+    revoked: str | None = None  # set when the model was unloaded under the request
+    released: bool = False
+
+    @property
+    def route(self) -> RouteConfig:
+        return self.slot.route
+
+
+@dataclass(eq=False)
+class Slot:
+    route: RouteConfig
+    state: ModelState = ModelState.STOPPED
+    backend: Backend | None = None
+    active: set[Lease] = field(default_factory=set)
+    waiting: deque[Ticket] = field(default_factory=deque)
+
+    # Eviction in progress: no new leases are granted; unloads once drained.
+    evicting: str | None = None
+    drain_started: float | None = None
+    swap_pending: bool = False  # the next load of this model is a swap
+
+    last_used: float = 0.0  # monotonic; end of the last lease (or time of load)
+    last_hit: float | None = None  # wall clock, for people
+    ready_at: float = 0.0
+    load_started: float | None = None
+    loads: int = 0
+    swaps: int = 0
+    evictions: int = 0
+    cold_starts: list[float] = field(default_factory=list)
+    measured_bytes: int | None = None
+    last_error: str | None = None
+    failed_at: float | None = None
+
+    def to(self, new: ModelState) -> None:
+        self.state = check_transition(self.state, new)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.active or self.waiting)
+
+    def oldest_wait(self) -> float | None:
+        return self.waiting[0].arrived if self.waiting else None
+
+    def stats(self, now: float) -> dict[str, Any]:
+        starts = self.cold_starts
+        return {
+            "route": self.route.name,
+            "model": self.route.primary_id,
+            "kind": self.route.kind,
+            "state": self.state.value,
+            "loading_seconds": round(now - self.load_started, 1)
+            if self.state is ModelState.LOADING and self.load_started is not None
+            else None,
+            "last_hit": _iso(self.last_hit),
+            "loads": self.loads,
+            "swaps": self.swaps,
+            "evictions": self.evictions,
+            "cold_start_seconds": {
+                "last": round(starts[-1], 2) if starts else None,
+                "median": round(statistics.median(starts), 2) if starts else None,
+                "max": round(max(starts), 2) if starts else None,
+            },
+            "in_flight": len(self.active),
+            "waiting": len(self.waiting),
+            "memory_bytes": self.measured_bytes,
+            "last_error": self.last_error,
+        }
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

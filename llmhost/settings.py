@@ -1,0 +1,94 @@
+"""Settings from the environment and a `.env` file.
+
+The variable names are those of the system llmhost replaces, so existing `.env`
+files keep working. Precedence: environment > .env > models.toml > built-in default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from llmhost.config import Catalog
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    vllm_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+    prewarm_routes: Annotated[tuple[str, ...] | None, NoDecode] = None
+    idle_seconds: float | None = Field(None, gt=0)
+    start_timeout_seconds: float | None = Field(None, gt=0)
+
+    vision_model_id: str | None = None
+    vision_model_revision: str | None = None
+    vision_enable_safety_checker: bool | None = None
+    vision_enable_tiling: bool | None = None
+    vision_enable_attention_slicing: bool | None = None
+    vision_max_edge: int | None = Field(None, ge=64, le=4096)
+
+    llmhost_config: Path = Path("models.toml")
+    llmhost_host: str = "127.0.0.1"
+    llmhost_port: int = Field(8000, ge=1, le=65535)
+    llmhost_log_level: str = "info"
+
+    @field_validator("prewarm_routes", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("vllm_api_key", "hf_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def api_key(self) -> str | None:
+        return self.vllm_api_key.get_secret_value() if self.vllm_api_key else None
+
+    def apply_to(self, catalog: Catalog) -> Catalog:
+        """models.toml with the environment's overrides applied (validated again)."""
+        host: dict[str, Any] = {}
+        if self.idle_seconds is not None:
+            host["idle_seconds"] = self.idle_seconds
+        if self.start_timeout_seconds is not None:
+            host["start_timeout_seconds"] = self.start_timeout_seconds
+        if self.prewarm_routes is not None:
+            host["prewarm"] = self.prewarm_routes
+        vision = self._vision_overrides()
+        routes = {name: vision for name, r in catalog.routes.items() if r.kind == "diffusion" and vision}
+        if not host and not routes:
+            return catalog
+        return catalog.with_overrides(host, routes)
+
+    def _vision_overrides(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.vision_model_id:
+            fields["model"] = self.vision_model_id
+        pipeline = {
+            "revision": self.vision_model_revision,
+            "enable_safety_checker": self.vision_enable_safety_checker,
+            "enable_tiling": self.vision_enable_tiling,
+            "enable_attention_slicing": self.vision_enable_attention_slicing,
+            "max_edge": self.vision_max_edge,
+        }
+        pipeline = {k: v for k, v in pipeline.items() if v is not None}
+        if pipeline:
+            fields["pipeline"] = pipeline
+        return fields
+
+    def export_hub_token(self) -> None:
+        """Hand HF_TOKEN to the loaders under both names the Hugging Face libraries read."""
+        if self.hf_token is not None:
+            token = self.hf_token.get_secret_value()
+            os.environ["HF_TOKEN"] = token
+            os.environ["HUGGING_FACE_HUB_TOKEN"] = token
