@@ -67,8 +67,6 @@ class ModelManager:
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="llmhost-scheduler")
-        if self._gpu.unavailable_reason:
-            log.warning("GPU memory watch off: %s", self._gpu.unavailable_reason)
 
     def prewarm(self, names: Iterable[str]) -> None:
         """Load these routes in the background; start-up does not wait for them."""

@@ -1,0 +1,5 @@
+import sys
+
+from llmhost.cli import main
+
+sys.exit(main())

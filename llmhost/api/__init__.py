@@ -1,0 +1,1 @@
+"""Thin HTTP routers; the work happens in the lifecycle manager and the backends."""

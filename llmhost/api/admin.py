@@ -1,0 +1,89 @@
+"""Admin endpoints: /healthz (no key, no model, no GPU), /routes, /stats, /metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from llmhost.api.common import host_state
+from llmhost.gpu import GpuMonitor
+from llmhost.metrics import render_metrics
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/routes")
+async def routes(request: Request) -> dict[str, Any]:
+    state = host_state(request)
+    state.keys.require(request)
+    host = state.catalog.host
+    return {
+        "config": state.catalog.source,
+        "policy": host.policy,
+        "routes": [
+            {
+                "route": route.name,
+                "kind": route.kind,
+                "model": route.model,
+                "served_names": list(route.served_names),
+                "auth": route.auth_mode,
+                "idle_seconds": route.effective_idle_seconds(host),
+                "state": state.manager.route_state(route.name).value,
+                "paths": _paths(route.name, route.kind),
+            }
+            for route in state.catalog.routes.values()
+        ],
+    }
+
+
+def _paths(name: str, kind: str) -> list[str]:
+    if kind == "llm":
+        return [f"/{name}/v1/models", f"/{name}/v1/chat/completions", f"/{name}/v1/completions"]
+    return [f"/{name}/generate", f"/{name}/healthz", f"/{name}/v1/images/generations"]
+
+
+def gpu_stats(gpu: GpuMonitor) -> dict[str, Any]:
+    memory = gpu.memory()
+    if memory is None:
+        return {
+            "available": False,
+            "name": gpu.name,
+            "total_bytes": None,
+            "free_bytes": None,
+            "reason": gpu.unavailable_reason or "NVML reading failed",
+        }
+    return {
+        "available": True,
+        "name": gpu.name,
+        "total_bytes": memory.total_bytes,
+        "free_bytes": memory.free_bytes,
+        "reason": None,
+    }
+
+
+@router.get("/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    state = host_state(request)
+    state.keys.require(request)
+    return {
+        "uptime_seconds": round(time.time() - state.started_at, 1),
+        "policy": state.catalog.host.policy,
+        "gpu": gpu_stats(state.gpu),
+        "models": state.manager.snapshot(),
+    }
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    state = host_state(request)
+    state.keys.require(request)
+    body, content_type = render_metrics(state.manager.snapshot(), gpu_stats(state.gpu))
+    return Response(body, media_type=content_type)

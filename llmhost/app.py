@@ -1,0 +1,81 @@
+"""create_app: the FastAPI application; its lifespan owns the model manager."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from llmhost import __version__
+from llmhost.api import admin, openai
+from llmhost.api.common import HostState
+from llmhost.auth import KeyCheck
+from llmhost.backends import create_backend
+from llmhost.backends.base import BackendFactory
+from llmhost.body_limit import BodyLimit
+from llmhost.config import Catalog
+from llmhost.errors import install_error_handlers
+from llmhost.gpu import GpuMonitor, open_monitor
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.settings import Settings
+
+log = logging.getLogger("llmhost")
+
+
+def create_app(
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    backend_factory: BackendFactory = create_backend,
+    gpu: GpuMonitor | None = None,
+) -> FastAPI:
+    """The app for one validated catalog (models.toml with the environment applied)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.export_hub_token()
+        monitor = gpu if gpu is not None else open_monitor()
+        manager = ModelManager(catalog, backend_factory, monitor)
+        app.state.host = HostState(
+            settings=settings,
+            catalog=catalog,
+            manager=manager,
+            gpu=monitor,
+            keys=KeyCheck(settings.api_key),
+            started_at=time.time(),
+        )
+        manager.start()
+        manager.prewarm(catalog.host.prewarm)
+        log.info(
+            "serving %d routes from %s (policy %s)", len(catalog.routes), catalog.source, catalog.host.policy
+        )
+        try:
+            yield
+        finally:
+            log.info("shutting down: draining requests and unloading models")
+            await manager.close()
+            monitor.close()
+
+    app = FastAPI(
+        title="llmhost",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=catalog.host.max_body_bytes)
+    if catalog.host.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(catalog.host.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(admin.router)
+    app.include_router(openai.router)
+    return app

@@ -1,0 +1,32 @@
+"""Bearer-key check, per route: `auth = "key"` routes need VLLM_API_KEY once it is set."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from llmhost.errors import Unauthorized
+
+
+class KeyCheck:
+    def __init__(self, api_key: str | None) -> None:
+        self._key = api_key.encode() if api_key else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._key is not None
+
+    def require(self, request: Request, mode: str = "key") -> None:
+        """Raise 401 unless the request may pass. `mode` is the route's auth mode."""
+        if self._key is None or mode == "none":
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "Missing API key: send 'Authorization: Bearer <key>' (the host's VLLM_API_KEY)."
+            )
+        # Constant time: the comparison must not leak how much of the key matched.
+        if not hmac.compare_digest(token.strip().encode(), self._key):
+            raise Unauthorized("Incorrect API key.")

@@ -1,0 +1,119 @@
+"""The `llmhost` command: serve, check."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from llmhost.config import Catalog, ConfigError, load_catalog
+from llmhost.settings import LOOPBACK_HOSTS, Settings
+
+log = logging.getLogger("llmhost")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "environment"
+        raise ConfigError(f"environment variable {name}: {first['msg']}.") from None
+
+
+def load(config: Path | None) -> tuple[Settings, Catalog]:
+    """Settings and the catalog with environment overrides applied; ConfigError if unusable."""
+    settings = _settings()
+    path = config if config is not None else settings.llmhost_config
+    return settings, settings.apply_to(load_catalog(path))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    _, catalog = load(args.config)
+    rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
+    for r in catalog.routes.values():
+        rows.append(
+            (
+                r.name,
+                r.kind,
+                r.auth_mode,
+                f"{r.effective_idle_seconds(catalog.host):g}s",
+                r.model,
+                ", ".join(r.served_names) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    host = catalog.host
+    print(
+        f"\n{catalog.source}: {len(catalog.routes)} routes, policy {host.policy}, "
+        f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings, catalog = load(args.config)
+    host = args.host or settings.llmhost_host
+    port = args.port or settings.llmhost_port
+    if host not in LOOPBACK_HOSTS and settings.api_key is None and not args.allow_no_key:
+        print(
+            f"llmhost: refusing to listen on {host} without an API key: anyone on the network "
+            "could use every model. Set VLLM_API_KEY, or pass --allow-no-key if that is what "
+            "you want.",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    from llmhost.app import create_app
+
+    level = settings.llmhost_log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, catalog)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.llmhost_log_level.lower(),
+        timeout_graceful_shutdown=int(catalog.host.drain_timeout_seconds),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmhost", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the routes of models.toml")
+    serve.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    serve.add_argument("--host", help="address to bind (default: LLMHOST_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: LLMHOST_PORT or 8000)")
+    serve.add_argument(
+        "--allow-no-key", action="store_true", help="allow a non-loopback address without VLLM_API_KEY"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate models.toml and print the route table")
+    check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"llmhost: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
