@@ -35,3 +35,45 @@ async def running(app: FastAPI, **headers: str) -> AsyncIterator[httpx.AsyncClie
             transport=transport, base_url="http://llmhost", headers=headers, timeout=120
         ) as client:
             yield client
+
+
+class ServerThread:
+    """The app served by uvicorn on a free loopback port, in a background thread.
+
+    Integration tests need a real socket: streaming, client disconnects and the
+    `openai` SDK behave as they do against a deployed host.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                timeout_graceful_shutdown=30)
+        self.server = uvicorn.Server(config)
+        self.app = app
+        self._thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=120)
