@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     level = settings.llmhost_log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, catalog)
+    # uvicorn drains and runs the lifespan shutdown on SIGTERM/SIGINT, then re-raises the
+    # signal under the handlers it found. With these no-op handlers in place that re-raise
+    # is harmless and a clean shutdown exits 0, as systemd expects.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_graceful_shutdown)
     uvicorn.run(
         app,
         host=host,
@@ -84,6 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(catalog.host.drain_timeout_seconds),
     )
     return 0
+
+
+def _after_graceful_shutdown(signum: int, frame: object) -> None:
+    log.info("stopped on signal %d", signum)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,167 @@
+"""The lifecycle manager with real tiny vLLM engines: swaps, fit, idle unload, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from llmhost.config import Catalog, parse_catalog
+from tests.api.test_openai_vllm import engine_table
+from tests.apphelp import ServerThread, make_app
+
+pytestmark = pytest.mark.engine
+
+
+def two_routes(tiny_models: Any, host: str) -> str:
+    from llmhost.tiny_models import tiny_engine_args
+
+    engine = engine_table(tiny_engine_args())
+    return f"""
+[host]
+{host}
+[routes.coder]
+kind = "llm"
+model = "{tiny_models.llm}"
+served_names = ["coder-fast"]
+[routes.coder.engine]
+{engine}
+[routes.chat]
+kind = "llm"
+model = "{tiny_models.llm_alt}"
+served_names = ["chat-general"]
+[routes.chat.engine]
+{engine}
+"""
+
+
+def chat(url: str, model: str, max_tokens: int = 4) -> dict[str, Any]:
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def engine_processes() -> set[int]:
+    """Engine core / worker processes below this test process."""
+    return {p.pid for p in psutil.Process().children(recursive=True) if _is_engine(p)}
+
+
+def _is_engine(process: psutil.Process) -> bool:
+    try:
+        return "resource_tracker" not in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def wait_until(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return bool(check())
+
+
+def test_exclusive_swaps_between_routes(tiny_models: Any) -> None:
+    catalog: Catalog = parse_catalog(two_routes(tiny_models, 'policy = "exclusive"'))
+    with ServerThread(make_app(catalog)) as server:
+        manager = server.app.state.host.manager
+        assert chat(server.url, "coder-fast")["model"] == "coder-fast"
+        assert manager.route_state("coder").value == "ready"
+        assert chat(server.url, "chat-general")["model"] == "chat-general"
+        assert manager.route_state("coder").value == "stopped"
+        assert manager.route_state("chat").value == "ready"
+        chat(server.url, "coder-fast")
+        stats = {m["route"]: m for m in httpx.get(f"{server.url}/stats").json()["models"]}
+        assert stats["coder"]["loads"] == 2 and stats["coder"]["swaps"] == 1
+        assert stats["chat"]["loads"] == 1 and stats["chat"]["evictions"] == 1
+    assert wait_until(lambda: not engine_processes(), 15)
+
+
+def test_fit_keeps_both_and_idle_unload_stops_the_engine(tiny_models: Any) -> None:
+    text = two_routes(tiny_models, 'policy = "fit"\nidle_seconds = 5')
+    # coder must not idle out while chat loads; chat idles out quickly.
+    text = text.replace('served_names = ["coder-fast"]', 'served_names = ["coder-fast"]\nidle_seconds = 600')
+    with ServerThread(make_app(parse_catalog(text))) as server:
+        manager = server.app.state.host.manager
+        chat(server.url, "coder-fast")
+        coder_processes = engine_processes()
+        chat(server.url, "chat-general")
+        assert manager.route_state("coder").value == "ready"
+        assert manager.route_state("chat").value == "ready"
+        chat_processes = engine_processes() - coder_processes
+        assert coder_processes and chat_processes
+        # chat is unused for idle_seconds: it unloads and its engine processes exit.
+        assert wait_until(lambda: manager.route_state("chat").value == "stopped", 30)
+        assert wait_until(lambda: not (engine_processes() & chat_processes), 15)
+        assert manager.route_state("coder").value == "ready"
+        assert coder_processes <= engine_processes()
+    assert wait_until(lambda: not engine_processes(), 15)
+
+
+def test_sigterm_with_a_stream_in_flight_leaves_no_engine(tiny_models: Any, tmp_path: Path) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(two_routes(tiny_models, 'drain_timeout_seconds = 20'))
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _healthy(url), 30)
+        chat(url, "coder-fast")  # engine up
+        children = {p.pid for p in psutil.Process(host.pid).children(recursive=True)}
+        assert children
+        body = {"model": "coder-fast", "prompt": "Once", "max_tokens": 400, "ignore_eos": True,
+                "stream": True}
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as stream:
+            lines = stream.iter_lines()
+            next(lines)
+            host.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line]
+        # The stream either finished normally or ended with an error event: never cut silently.
+        assert rest and rest[-1] == "data: [DONE]"
+        assert host.wait(timeout=90) == 0
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+    assert wait_until(lambda: not any(psutil.pid_exists(pid) and _alive(pid) for pid in children), 15)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
