@@ -1,23 +1,27 @@
-"""Prometheus text for /metrics: llmhost's own series, then vLLM's engine series.
+"""Prometheus text for /metrics: llmhost's own series, then every loaded engine's.
 
 Our series are built fresh at each scrape from the manager's snapshot, in a private
-registry, so nothing here is a module-level singleton. vLLM registers its engine
-metrics in prometheus_client's global registry (labelled by model name); we append
-that registry's text when vLLM has been loaded.
+registry, so nothing here is a module-level singleton. vLLM keeps one set of `vllm:`
+metrics in prometheus_client's global registry and drops the previous engine's when
+a new one starts; each backend keeps its engine's collectors instead, and here the
+families of all resident engines are merged (their samples differ by `model_name`).
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 _STATES = ("stopped", "loading", "ready", "unloading", "failed")
 
 
-def render_metrics(models: list[dict[str, Any]], gpu: dict[str, Any]) -> tuple[bytes, str]:
+def render_metrics(
+    models: list[dict[str, Any]], gpu: dict[str, Any], engine_collectors: Iterable[Any] = ()
+) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     labels = ["route", "model"]
 
@@ -49,9 +53,23 @@ def render_metrics(models: list[dict[str, Any]], gpu: dict[str, Any]) -> tuple[b
         Gauge("llmhost_gpu_memory_total_bytes", "Total GPU memory (NVML)", registry=registry).set(
             gpu["total_bytes"]
         )
-    body = generate_latest(registry)
-    if "vllm" in sys.modules:
-        from prometheus_client import REGISTRY
-
-        body += generate_latest(REGISTRY)
+    body = generate_latest(registry) + generate_latest(_Merged(engine_collectors))
     return body, CONTENT_TYPE_LATEST
+
+
+class _Merged:
+    """Quacks like a registry for generate_latest: one family per name, samples of all engines."""
+
+    def __init__(self, collectors: Iterable[Any]) -> None:
+        self._collectors = list(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for collector in self._collectors:
+            for family in collector.collect():
+                known = families.get(family.name)
+                if known is None:
+                    families[family.name] = family
+                else:
+                    known.samples.extend(family.samples)
+        yield from families.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from llmhost.config import ConfigError, load_catalog, parse_catalog
 
@@ -41,7 +42,7 @@ def test_route_name_is_also_a_model_id() -> None:
 
 def test_catalog_is_frozen() -> None:
     catalog = parse_catalog(GOOD)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         catalog.routes["coder"].model = "other"  # type: ignore[misc]
 
 
@@ -49,10 +50,15 @@ def test_catalog_is_frozen() -> None:
     ("text", "expected"),
     [
         ("[routes.coder\nkind = 'llm'", "not valid TOML"),
-        (GOOD.replace("served_names", "colour = 'blue'\nserved_names"), "[routes.coder] colour: unknown key 'colour'"),
+        (
+            GOOD.replace("served_names", "colour = 'blue'\nserved_names"),
+            "[routes.coder] colour: unknown key 'colour'",
+        ),
         (GOOD.replace("max_model_len", "max_modle_len"), "AsyncEngineArgs does not know: max_modle_len"),
-        (GOOD + "[routes.chat]\nkind='llm'\nmodel='x'\nserved_names=['coder-fast']\n",
-         "'coder-fast' is used by both routes 'coder' and 'chat'"),
+        (
+            GOOD + "[routes.chat]\nkind='llm'\nmodel='x'\nserved_names=['coder-fast']\n",
+            "'coder-fast' is used by both routes 'coder' and 'chat'",
+        ),
         ("[routes.openai]\nkind='llm'\nmodel='x'\n", "'openai' is a path the host serves itself"),
         ("[routes.healthz]\nkind='llm'\nmodel='x'\n", "'healthz' is a path"),
         (GOOD.replace('kind = "llm"', 'kind = "audio"'), "[routes.coder"),

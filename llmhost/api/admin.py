@@ -85,5 +85,10 @@ async def stats(request: Request) -> dict[str, Any]:
 async def metrics(request: Request) -> Response:
     state = host_state(request)
     state.keys.require(request)
-    body, content_type = render_metrics(state.manager.snapshot(), gpu_stats(state.gpu))
+    collectors = [
+        collector
+        for backend in state.manager.loaded_backends()
+        for collector in getattr(backend, "metric_collectors", ())
+    ]
+    body, content_type = render_metrics(state.manager.snapshot(), gpu_stats(state.gpu), collectors)
     return Response(body, media_type=content_type)

@@ -29,9 +29,14 @@ class VllmBackend:
         self.models: Any = None
         self.chat: Any = None
         self.completion: Any = None
+        # This engine's Prometheus collectors. vLLM unregisters the previous engine's
+        # metrics from the global registry whenever a new engine starts, so we keep our
+        # own references to each resident engine's (see llmhost.metrics).
+        self.metric_collectors: list[Any] = []
 
     async def start(self) -> None:
         self.engine = await asyncio.to_thread(self._create_engine)
+        self.metric_collectors = _vllm_collectors()
         await self._build_serving()
 
     def _create_engine(self) -> Any:
@@ -95,6 +100,7 @@ class VllmBackend:
     async def stop(self) -> None:
         engine, self.engine = self.engine, None
         self.chat = self.completion = self.models = None
+        self.metric_collectors = []
         if engine is None:
             return
         # Cancel the output handler here, on its own loop, before the engine core goes
@@ -122,3 +128,15 @@ class VllmBackend:
         if self.engine is None:
             return 0
         return int(self.engine.get_num_unfinished_requests())
+
+
+def _vllm_collectors() -> list[Any]:
+    """The `vllm:` collectors now in prometheus_client's registry (loads never overlap,
+    so right after a start they are the new engine's)."""
+    from prometheus_client import REGISTRY
+
+    return [
+        collector
+        for collector in list(REGISTRY._collector_to_names)  # no public listing exists
+        if str(getattr(collector, "_name", "")).startswith("vllm:")
+    ]

@@ -134,6 +134,9 @@ class ModelManager:
     def route_state(self, route_name: str) -> ModelState:
         return self.slots[route_name].state
 
+    def loaded_backends(self) -> list[Backend]:
+        return [s.backend for s in self.slots.values() if s.backend is not None]
+
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()
         return [slot.stats(now) for slot in self.slots.values()]

@@ -123,8 +123,12 @@ def test_streaming_chat_with_usage(server: ServerThread) -> None:
 
 
 def test_sse_framing_is_vllms(server: ServerThread) -> None:
-    body = {"model": "coder", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
-            "stream": True}
+    body = {
+        "model": "coder",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=120) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
@@ -136,8 +140,12 @@ def test_sse_framing_is_vllms(server: ServerThread) -> None:
 def test_fim_completion_streamed_like_continue_autocomplete(server: ServerThread) -> None:
     for prefix in ("/coder/v1", "/v1"):
         stream = client(server, prefix).completions.create(
-            model="qwen2.5-coder-tiny", prompt=FIM_PROMPT, max_tokens=10, temperature=0.01,
-            stop=["\n\n"], stream=True,
+            model="qwen2.5-coder-tiny",
+            prompt=FIM_PROMPT,
+            max_tokens=10,
+            temperature=0.01,
+            stop=["\n\n"],
+            stream=True,
         )
         chunks = list(stream)
         assert chunks and chunks[-1].choices[0].finish_reason in ("length", "stop")
@@ -147,16 +155,23 @@ def test_named_tool_choice_returns_tool_calls(server: ServerThread) -> None:
     agent = client(server, "/agent/v1")
     choice = {"type": "function", "function": {"name": "get_weather"}}
     reply = agent.chat.completions.create(
-        model="agent-tools", messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS, tool_choice=choice, max_tokens=200,  # type: ignore[arg-type]
+        model="agent-tools",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice=choice,
+        max_tokens=200,  # type: ignore[arg-type]
     )
     calls = reply.choices[0].message.tool_calls
     assert calls and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
     assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Oslo")  # type: ignore[union-attr]
 
     stream = agent.chat.completions.create(
-        model="agent-tools", messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS, tool_choice=choice, max_tokens=200, stream=True,  # type: ignore[arg-type]
+        model="agent-tools",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice=choice,
+        max_tokens=200,
+        stream=True,  # type: ignore[arg-type]
     )
     names = [
         call.function.name
@@ -173,14 +188,26 @@ def test_continue_agent_mode_round_trip(server: ServerThread) -> None:
     messages = [
         {"role": "system", "content": "You are a coding agent."},
         {"role": "user", "content": "What is the weather in Oslo?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 18 C"},
     ]
     stream = client(server, "/openai/v1").chat.completions.create(
-        model="agent-tools", messages=messages, tools=TOOLS,  # type: ignore[arg-type]
-        parallel_tool_calls=False, max_tokens=16, stream=True,
+        model="agent-tools",
+        messages=messages,
+        tools=TOOLS,  # type: ignore[arg-type]
+        parallel_tool_calls=False,
+        max_tokens=16,
+        stream=True,
     )
     finish = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
     assert finish and finish[-1] in ("stop", "length", "tool_calls")
@@ -188,7 +215,8 @@ def test_continue_agent_mode_round_trip(server: ServerThread) -> None:
 
 def test_reasoning_comes_apart_from_the_answer(server: ServerThread) -> None:
     reply = client(server, "/general/v1").chat.completions.create(
-        model="general-reasoner", messages=[{"role": "user", "content": "Think, then answer"}],
+        model="general-reasoner",
+        messages=[{"role": "user", "content": "Think, then answer"}],
         max_tokens=16,
     )
     message = reply.choices[0].message.model_dump()
@@ -209,15 +237,21 @@ def test_other_routes_model_on_route_path_is_404(server: ServerThread) -> None:
 
 
 def test_invalid_request_is_400_before_any_load(server: ServerThread) -> None:
-    response = httpx.post(f"{server.url}/v1/chat/completions",
-                          json={"model": "coder", "messages": "not a list"}, timeout=60)
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions", json={"model": "coder", "messages": "not a list"}, timeout=60
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_closing_a_stream_aborts_the_engine_request(server: ServerThread) -> None:
-    body = {"model": "coder", "prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": True,
-            "stream": True}
+    body = {
+        "model": "coder",
+        "prompt": "Once upon a time",
+        "max_tokens": 4000,
+        "ignore_eos": True,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{server.url}/coder/v1/completions", json=body, timeout=120) as r:
         received = 0
         for line in r.iter_lines():
@@ -239,3 +273,20 @@ def test_metrics_include_engine_series(server: ServerThread) -> None:
     text = httpx.get(f"{server.url}/metrics").text
     assert 'llmhost_model_loads{model="qwen2.5-coder-tiny",route="coder"} 1.0' in text
     assert "vllm:" in text
+
+
+def test_metrics_of_every_resident_engine(server: ServerThread) -> None:
+    """vLLM drops the previous engine's metrics when a new one starts; we keep them all."""
+    for route, model in (
+        ("coder", "qwen2.5-coder-tiny"),
+        ("agent", "agent-tools"),
+        ("general", "general-reasoner"),
+    ):
+        client(server, f"/{route}/v1").chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+    text = httpx.get(f"{server.url}/metrics").text
+    for model in ("qwen2.5-coder-tiny", "agent-tools", "general-reasoner"):
+        assert f'model_name="{model}"' in text, model
+    help_lines = [line for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(help_lines) == len(set(help_lines))  # one family per name: valid exposition

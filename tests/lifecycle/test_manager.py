@@ -171,7 +171,7 @@ async def test_fit_refuses_what_cannot_fit(rec: Recorder) -> None:
     manager = await _manager(rec, policy="fit", routes=("a",))
     slot = manager.slots["a"]
     slot.route = slot.route.model_copy(update={"memory_gib": 12.0})
-    with pytest.raises(ModelUnavailable, match="needs 12.0 GiB"):
+    with pytest.raises(ModelUnavailable, match=r"needs 12\.0 GiB"):
         await _use(manager, "a")
     assert rec.events == []
     await manager.close()
