@@ -1,4 +1,4 @@
-"""The `llmhost` command: serve, check."""
+"""The `llmhost` command: serve, check, demo."""
 
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from llmhost.demo import next_steps, write_demo_config
+
+    print("llmhost demo: building the tiny local models (once; cached)...", flush=True)
+    args.config = write_demo_config()
+    settings = _settings()
+    port = args.port or settings.llmhost_port
+    print(next_steps(port, settings.api_key is not None), flush=True)
+    return cmd_serve(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, catalog = load(args.config)
     host = args.host or settings.llmhost_host
@@ -108,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-no-key", action="store_true", help="allow a non-loopback address without VLLM_API_KEY"
     )
     serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="serve the shipped routes on tiny local models (no GPU needed)")
+    demo.add_argument("--port", type=int, help="port (default: LLMHOST_PORT or 8000)")
+    demo.set_defaults(func=cmd_demo, host=None, allow_no_key=False)
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")

@@ -31,3 +31,17 @@ def test_serve_refuses_lan_without_key(capsys: pytest.CaptureFixture[str]) -> No
     code = main(["serve", "--config", str(REPO / "models.toml"), "--host", "0.0.0.0"])
     assert code == 2
     assert "VLLM_API_KEY" in capsys.readouterr().err
+
+
+def test_demo_config_mirrors_the_shipped_routes(tiny_models: object) -> None:
+    from llmhost.config import load_catalog, parse_catalog
+    from llmhost.demo import demo_config_text
+
+    shipped = load_catalog(REPO / "models.toml")
+    demo = parse_catalog(demo_config_text(tiny_models))  # type: ignore[arg-type]
+    assert list(demo.routes) == list(shipped.routes)
+    for name, route in shipped.routes.items():
+        assert demo.routes[name].served_names == route.served_names, name
+        assert demo.routes[name].kind == route.kind
+        assert demo.routes[name].serving == route.serving, name
+    assert len({r.model for r in demo.routes.values() if r.kind == "llm"}) >= 2  # swaps show

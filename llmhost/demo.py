@@ -1,0 +1,80 @@
+"""`llmhost demo`: the built-in default. Tiny local models behind the shipped route names.
+
+It builds the tiny models once (llmhost.tiny_models), writes a models.toml with the six
+routes and served names of the shipped one, backed by those models, and serves it.
+Replies are random text, but every path is real: vLLM engines, swaps, tool and
+reasoning parsers, a diffusers pipeline. Runs on CPU or GPU, with no download.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmhost.tiny_models import TinyModels, ensure_tiny_models, tiny_engine_args
+
+# route -> (which tiny model, served names as in models.toml, [serving] options)
+DEMO_ROUTES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    "coder": ("llm", ("coder-fast", "qwen2.5-coder-7b-instruct"), {}),
+    "chat": ("llm_alt", ("chat-general",), {}),
+    "general": ("llm_alt", ("general-reasoner",), {"reasoning_parser": "deepseek_r1"}),
+    "coderslow": ("llm", ("coder-slow",), {}),
+    "agent": ("llm", ("agent-tools",), {"tool_parser": "hermes"}),
+}
+VISION_NAMES = ("vision-diffusion", "sd3.5-medium")
+
+
+def demo_config_text(models: TinyModels) -> str:
+    engine = "\n".join(f"{key} = {json.dumps(value)}" for key, value in tiny_engine_args().items())
+    parts = [
+        "# Written by `llmhost demo`: the shipped routes, backed by tiny local models.",
+        "[host]",
+        'policy = "exclusive"',
+        "idle_seconds = 600",
+        "start_timeout_seconds = 300",
+    ]
+    for route, (which, names, serving) in DEMO_ROUTES.items():
+        parts += [
+            f"\n[routes.{route}]",
+            'kind = "llm"',
+            f"model = {json.dumps(str(getattr(models, which)))}",
+            f"served_names = {json.dumps(list(names))}",
+            f"[routes.{route}.engine]",
+            engine,
+        ]
+        if serving:
+            parts.append(f"[routes.{route}.serving]")
+            parts += [f"{key} = {json.dumps(value)}" for key, value in serving.items()]
+    parts += [
+        "\n[routes.vision]",
+        'kind = "diffusion"',
+        f"model = {json.dumps(str(models.sd3))}",
+        f"served_names = {json.dumps(list(VISION_NAMES))}",
+        'auth = "none"',
+        "[routes.vision.pipeline]",
+        "max_edge = 512",
+        "default_steps = 4",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_demo_config(cache_dir: Path | None = None) -> Path:
+    models = ensure_tiny_models(cache_dir)
+    path = models.llm.parent / "demo-models.toml"
+    path.write_text(demo_config_text(models), encoding="utf-8")
+    return path
+
+
+def next_steps(port: int, key: bool) -> str:
+    auth = ' -H "Authorization: Bearer $VLLM_API_KEY"' if key else ""
+    base = f"http://127.0.0.1:{port}"
+    return f"""
+llmhost demo: tiny random-weight models (replies are gibberish; every path is real).
+Try, in another terminal:
+  curl -s {base}/openai/v1/models{auth}
+  curl -s {base}/openai/v1/chat/completions{auth} -H 'Content-Type: application/json' \\
+       -d '{{"model": "coder-fast", "messages": [{{"role": "user", "content": "hello"}}], "max_tokens": 16}}'
+  curl -s {base}/vision/generate -H 'Content-Type: application/json' \\
+       -d '{{"prompt": "a red fox", "width": 64, "height": 64}}' | jq -r .image_base64 | base64 -d > fox.png
+  curl -s {base}/stats{auth}
+"""
