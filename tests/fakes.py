@@ -19,6 +19,7 @@ class FakeGpu:
 
     total_bytes: int = 16 * GIB
     used: dict[str, int] = field(default_factory=dict)
+    release_lag: float = 0.0  # seconds before an unloaded model's memory shows as free
     name: str | None = "Fake GPU"
     unavailable_reason: str | None = None
 
@@ -40,6 +41,7 @@ class Recorder:
     gpu: FakeGpu | None = None
     memory: dict[str, int] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)
+    free_at_load: dict[str, int] = field(default_factory=dict)
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         return FakeBackend(route, self)
@@ -60,6 +62,7 @@ class FakeBackend:
         if name in self.rec.fail:
             raise self.rec.fail[name]
         if self.rec.gpu is not None:
+            self.rec.free_at_load[name] = self.rec.gpu.memory().free_bytes
             self.rec.gpu.used[name] = self.rec.memory.get(name, 4 * GIB)
         self.rec.loads[name] = self.rec.loads.get(name, 0) + 1
         assert name not in self.rec.live, f"{name} loaded twice"
@@ -69,8 +72,12 @@ class FakeBackend:
         name = self.route.name
         self.rec.events.append(f"stop {name}")
         await asyncio.sleep(self.rec.stop_seconds)
-        if self.rec.gpu is not None:
-            self.rec.gpu.used.pop(name, None)
+        gpu = self.rec.gpu
+        if gpu is not None:
+            if gpu.release_lag:
+                asyncio.get_running_loop().call_later(gpu.release_lag, gpu.used.pop, name, None)
+            else:
+                gpu.used.pop(name, None)
         self.rec.live.discard(name)
 
     def failure(self) -> str | None:
@@ -81,5 +88,10 @@ def catalog(policy: str = "exclusive", routes: tuple[str, ...] = ("a", "b"), **h
     lines = ["[host]", f'policy = "{policy}"']
     lines += [f"{key} = {value!r}".replace("'", '"') for key, value in host.items()]
     for name in routes:
-        lines += [f"[routes.{name}]", 'kind = "llm"', f'model = "org/{name}"', f'served_names = ["{name}-model"]']
+        lines += [
+            f"[routes.{name}]",
+            'kind = "llm"',
+            f'model = "org/{name}"',
+            f'served_names = ["{name}-model"]',
+        ]
     return parse_catalog("\n".join(lines).replace("True", "true").replace("False", "false"))

@@ -222,3 +222,29 @@ async def test_prewarm_loads_in_background(rec: Recorder) -> None:
     await asyncio.sleep(0.3)
     assert rec.live == {"b"}
     await manager.close()
+
+
+async def test_swap_waits_for_freed_vram_before_loading(rec: Recorder) -> None:
+    """Drivers report freed memory late: the next load must not start before it shows."""
+    rec.gpu = FakeGpu(total_bytes=16 * GIB, release_lag=0.4)
+    rec.memory = {"a": 12 * GIB, "b": 12 * GIB}
+    manager = await _manager(rec)
+    for name in ("a", "b"):
+        slot = manager.slots[name]
+        slot.route = slot.route.model_copy(update={"memory_gib": 12.0})
+    await _use(manager, "a")
+    await _use(manager, "b")
+    assert rec.free_at_load["b"] == 16 * GIB  # a's 12 GiB were back before b loaded
+    assert rec.live == {"b"}
+    await manager.close()
+
+
+async def test_load_refused_when_free_vram_is_short(rec: Recorder) -> None:
+    rec.gpu = FakeGpu(total_bytes=16 * GIB, used={"someone-else": 10 * GIB})
+    manager = await _manager(rec, routes=("a",))
+    slot = manager.slots["a"]
+    slot.route = slot.route.model_copy(update={"memory_gib": 8.0})
+    with pytest.raises(ModelUnavailable, match=r"only 6\.0 GiB is free"):
+        await _use(manager, "a")
+    assert rec.events == []
+    await manager.close()
