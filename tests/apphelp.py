@@ -53,8 +53,9 @@ class ServerThread:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=30)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=30
+        )
         self.server = uvicorn.Server(config)
         self.app = app
         self._thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)

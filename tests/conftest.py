@@ -16,9 +16,17 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests must not pick up a developer's key or overrides from the environment."""
-    for name in ("VLLM_API_KEY", "PREWARM_ROUTES", "IDLE_SECONDS", "START_TIMEOUT_SECONDS",
-                 "LLMHOST_CONFIG", "LLMHOST_HOST", "LLMHOST_PORT", "VISION_MODEL_ID",
-                 "VISION_MAX_EDGE"):
+    for name in (
+        "VLLM_API_KEY",
+        "PREWARM_ROUTES",
+        "IDLE_SECONDS",
+        "START_TIMEOUT_SECONDS",
+        "LLMHOST_CONFIG",
+        "LLMHOST_HOST",
+        "LLMHOST_PORT",
+        "VISION_MODEL_ID",
+        "VISION_MAX_EDGE",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield
 

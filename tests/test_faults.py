@@ -84,8 +84,11 @@ def test_client_gone_mid_request_aborts_it_in_the_engine(setup: tuple[ServerThre
     assert post(server.url, "coder-fast").status_code == 200  # loaded
     with pytest.raises(httpx.ReadTimeout):
         post_timeout = httpx.Timeout(300, read=1.0)
-        httpx.post(f"{server.url}/v1/completions", timeout=post_timeout,
-                   json={"model": "coder-fast", "prompt": "x", "max_tokens": 30000, "ignore_eos": True})
+        httpx.post(
+            f"{server.url}/v1/completions",
+            timeout=post_timeout,
+            json={"model": "coder-fast", "prompt": "x", "max_tokens": 30000, "ignore_eos": True},
+        )
     backend = server.app.state.host.manager.slots["coder"].backend
     assert wait_until(lambda: backend.running_requests() == 0, 10)
     assert wait_until(lambda: model_stats(server.url, "coder")["in_flight"] == 0, 5)

@@ -35,14 +35,28 @@ async def test_healthz_routes_stats_shapes() -> None:
         routes = (await client.get("/routes")).json()["routes"]
         assert [r["route"] for r in routes] == ["coder", "vision"]
         assert routes[0] | {"paths": None} == {
-            "route": "coder", "kind": "llm", "model": "org/coder", "served_names": ["coder-fast"],
-            "auth": "key", "idle_seconds": 600.0, "state": "stopped", "paths": None,
+            "route": "coder",
+            "kind": "llm",
+            "model": "org/coder",
+            "served_names": ["coder-fast"],
+            "auth": "key",
+            "idle_seconds": 600.0,
+            "state": "stopped",
+            "paths": None,
         }
         stats = (await client.get("/stats")).json()
         assert stats["gpu"]["available"] is False and "no GPU" in stats["gpu"]["reason"]
         model = stats["models"][0]
-        assert {"state", "last_hit", "loads", "cold_start_seconds", "in_flight", "waiting",
-                "swaps", "last_error"} <= set(model)
+        assert {
+            "state",
+            "last_hit",
+            "loads",
+            "cold_start_seconds",
+            "in_flight",
+            "waiting",
+            "swaps",
+            "last_error",
+        } <= set(model)
         assert set(model["cold_start_seconds"]) == {"last", "median", "max"}
 
 
@@ -50,8 +64,7 @@ async def test_key_required_everywhere_but_healthz_and_open_routes() -> None:
     app = make_app(CATALOG, api_key=KEY, factory=Recorder().factory)
     async with running(app) as client:
         assert (await client.get("/healthz")).status_code == 200
-        for path in ("/routes", "/stats", "/metrics", "/v1/models", "/openai/v1/models",
-                     "/coder/v1/models"):
+        for path in ("/routes", "/stats", "/metrics", "/v1/models", "/openai/v1/models", "/coder/v1/models"):
             missing = await client.get(path)
             wrong = await client.get(path, headers={"Authorization": "Bearer nope"})
             assert missing.status_code == wrong.status_code == 401, path
@@ -77,8 +90,9 @@ async def test_unknown_route_and_model_are_404_envelopes() -> None:
         response = await client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": []})
         assert response.status_code == 404
         assert _envelope(response.json())["code"] == "model_not_found"
-        response = await client.post("/coder/v1/chat/completions",
-                                     json={"model": "vision-diffusion", "messages": []})
+        response = await client.post(
+            "/coder/v1/chat/completions", json={"model": "vision-diffusion", "messages": []}
+        )
         assert response.status_code == 404 and "/vision" in response.json()["error"]["message"]
         response = await client.get("/no/such/endpoint/at/all")
         assert response.status_code == 404
@@ -89,8 +103,9 @@ async def test_unknown_route_and_model_are_404_envelopes() -> None:
 @pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b""])
 async def test_malformed_bodies_are_400(body: bytes) -> None:
     async with running(make_app(CATALOG, factory=Recorder().factory)) as client:
-        response = await client.post("/v1/chat/completions", content=body,
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 400
         assert _envelope(response.json())["type"] == "invalid_request_error"
 

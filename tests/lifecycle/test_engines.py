@@ -114,12 +114,15 @@ def test_fit_keeps_both_and_idle_unload_stops_the_engine(tiny_models: Any) -> No
 
 def test_sigterm_with_a_stream_in_flight_leaves_no_engine(tiny_models: Any, tmp_path: Path) -> None:
     config = tmp_path / "models.toml"
-    config.write_text(two_routes(tiny_models, 'drain_timeout_seconds = 20'))
+    config.write_text(two_routes(tiny_models, "drain_timeout_seconds = 20"))
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
     host = subprocess.Popen(
         [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -127,8 +130,13 @@ def test_sigterm_with_a_stream_in_flight_leaves_no_engine(tiny_models: Any, tmp_
         chat(url, "coder-fast")  # engine up
         children = {p.pid for p in psutil.Process(host.pid).children(recursive=True)}
         assert children
-        body = {"model": "coder-fast", "prompt": "Once", "max_tokens": 400, "ignore_eos": True,
-                "stream": True}
+        body = {
+            "model": "coder-fast",
+            "prompt": "Once",
+            "max_tokens": 400,
+            "ignore_eos": True,
+            "stream": True,
+        }
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=120) as stream:
             lines = stream.iter_lines()
             next(lines)
