@@ -13,6 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
+from llmhost import reaper
 from llmhost.config import HostConfig, RouteConfig
 
 log = logging.getLogger("llmhost.vllm")
@@ -33,9 +34,12 @@ class VllmBackend:
         # metrics from the global registry whenever a new engine starts, so we keep our
         # own references to each resident engine's (see llmhost.metrics).
         self.metric_collectors: list[Any] = []
+        self._engine_pids: list[int] = []
 
     async def start(self) -> None:
         self.engine = await asyncio.to_thread(self._create_engine)
+        self._engine_pids = _engine_pids(self.engine)
+        reaper.watch(self._engine_pids)
         self.metric_collectors = _vllm_collectors()
         await self._build_serving()
 
@@ -112,6 +116,8 @@ class VllmBackend:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await handler
         await asyncio.to_thread(engine.shutdown, SHUTDOWN_TIMEOUT_SECONDS)
+        reaper.forget(self._engine_pids)
+        self._engine_pids = []
 
     def failure(self) -> str | None:
         engine = self.engine
@@ -140,3 +146,12 @@ def _vllm_collectors() -> list[Any]:
         for collector in list(REGISTRY._collector_to_names)  # no public listing exists
         if str(getattr(collector, "_name", "")).startswith("vllm:")
     ]
+
+
+def _engine_pids(engine: Any) -> list[int]:
+    """PIDs of the engine core processes (their workers are their children)."""
+    try:
+        processes = engine.engine_core.resources.engine_manager.processes
+    except AttributeError:  # another engine client layout: nothing we can watch
+        return []
+    return [p.pid for p in processes if p.pid is not None]

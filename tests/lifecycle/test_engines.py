@@ -173,3 +173,30 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_sigkill_of_the_host_leaves_no_engine_behind(tiny_models: Any, tmp_path: Path) -> None:
+    """vLLM's engine core does not notice its in-process host dying; our watchdog does."""
+    config = tmp_path / "models.toml"
+    config.write_text(two_routes(tiny_models, ""))
+    port = _free_port()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _healthy(url), 30)
+        chat(url, "coder-fast")
+        engines = [
+            p for p in psutil.Process(host.pid).children(recursive=True) if "VLLM" in " ".join(p.cmdline())
+        ]
+        assert engines
+    finally:
+        host.kill()
+        host.wait()
+    started = time.monotonic()
+    assert wait_until(lambda: not any(_alive(p.pid) for p in engines), 10)
+    assert time.monotonic() - started < 10
