@@ -1,4 +1,4 @@
-"""The `llmhost` command: serve, check, demo."""
+"""The `llmhost` command: serve, demo, check, status."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
     )
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from llmhost.status import Unreachable, fetch_stats, render
+
+    settings = _settings()
+    url = args.url or _local_url(settings)
+    try:
+        print(render(fetch_stats(url, settings.api_key)))
+    except Unreachable as exc:
+        print(f"llmhost status: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _local_url(settings: Settings) -> str:
+    host = settings.llmhost_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.llmhost_port}"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -123,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="serve the shipped routes on tiny local models (no GPU needed)")
     demo.add_argument("--port", type=int, help="port (default: LLMHOST_PORT or 8000)")
     demo.set_defaults(func=cmd_demo, host=None, allow_no_key=False)
+
+    status = sub.add_parser("status", help="show a running host's routes, memory and queues")
+    status.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
+    status.set_defaults(func=cmd_status)
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")

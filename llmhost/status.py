@@ -1,0 +1,79 @@
+"""`llmhost status`: a running host's routes and GPU as a readable table."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from llmhost.gpu import GIB
+
+
+class Unreachable(Exception):
+    """The host did not answer (or refused the key); the message says what to do."""
+
+
+def fetch_stats(url: str, api_key: str | None, timeout: float = 5.0) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/stats", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"no llmhost answering at {url} ({type(exc).__name__}). Is it running?") from None
+    if response.status_code == 401:
+        raise Unreachable(f"{url} refused the key: set VLLM_API_KEY to the host's key.")
+    if response.status_code != 200:
+        raise Unreachable(f"{url}/stats answered {response.status_code}: {response.text[:200]}")
+    stats: dict[str, Any] = response.json()
+    return stats
+
+
+def _ago(iso: str | None) -> str:
+    if iso is None:
+        return "never"
+    then = time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    seconds = max(0, int(time.time() - then))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def _state(model: dict[str, Any]) -> str:
+    if model["state"] == "loading" and model.get("loading_seconds") is not None:
+        return f"loading {model['loading_seconds']:.0f}s"
+    return str(model["state"])
+
+
+def render(stats: dict[str, Any]) -> str:
+    rows = [("ROUTE", "MODEL", "STATE", "MEMORY", "LAST HIT", "LOADS", "COLD START", "IN FLIGHT", "WAITING")]
+    for m in stats["models"]:
+        memory = f"{m['memory_bytes'] / GIB:.1f} GiB" if m.get("memory_bytes") is not None else "-"
+        cold = m["cold_start_seconds"]["last"]
+        rows.append(
+            (
+                m["route"],
+                m["model"],
+                _state(m),
+                memory,
+                _ago(m["last_hit"]),
+                str(m["loads"]),
+                f"{cold:.1f}s" if cold is not None else "-",
+                str(m["in_flight"]),
+                str(m["waiting"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    for m in stats["models"]:
+        if m.get("last_error"):
+            lines.append(f"  {m['route']}: last error: {m['last_error']}")
+    gpu = stats["gpu"]
+    if gpu["available"]:
+        free, total = gpu["free_bytes"] / GIB, gpu["total_bytes"] / GIB
+        lines.append(f"\nGPU {gpu['name']}: {free:.1f} GiB free of {total:.1f} GiB")
+    else:
+        lines.append(f"\nGPU: not watched ({gpu['reason']})")
+    lines.append(f"policy {stats['policy']}, up {stats['uptime_seconds']:.0f}s")
+    return "\n".join(lines)
