@@ -21,6 +21,7 @@ from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu import GpuMonitor, open_monitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.reload import install_sighup
 from llmhost.settings import Settings
 
 log = logging.getLogger("llmhost")
@@ -50,6 +51,7 @@ def create_app(
         )
         manager.start()
         manager.prewarm(catalog.host.prewarm)
+        install_sighup(app.state.host)
         log.info(
             "serving %d routes from %s (policy %s)", len(catalog.routes), catalog.source, catalog.host.policy
         )

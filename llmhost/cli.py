@@ -1,4 +1,4 @@
-"""The `llmhost` command: serve, demo, check, status."""
+"""The `llmhost` command: serve, demo, check, status, reload."""
 
 from __future__ import annotations
 
@@ -68,6 +68,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     except Unreachable as exc:
         print(f"llmhost status: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    import httpx
+
+    settings = _settings()
+    url = (args.url or _local_url(settings)).rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    try:
+        response = httpx.post(f"{url}/admin/reload", headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"llmhost reload: no llmhost answering at {url} ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    body = response.json()
+    if response.status_code != 200:
+        print(f"llmhost reload: {body.get('error', {}).get('message', response.text)}", file=sys.stderr)
+        return 1
+    summary = ", ".join(f"{k} {', '.join(body[k]) or 'none'}" for k in ("added", "removed", "changed"))
+    print(f"reloaded: {summary}")
     return 0
 
 
@@ -147,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a running host's routes, memory and queues")
     status.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     status.set_defaults(func=cmd_status)
+
+    reload = sub.add_parser("reload", help="make a running host re-read models.toml")
+    reload.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
+    reload.set_defaults(func=cmd_reload)
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")

@@ -42,6 +42,7 @@ class Recorder:
     memory: dict[str, int] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)
     free_at_load: dict[str, int] = field(default_factory=dict)
+    models_loaded: list[str] = field(default_factory=list)  # route.model of each load
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         return FakeBackend(route, self)
@@ -65,6 +66,7 @@ class FakeBackend:
             self.rec.free_at_load[name] = self.rec.gpu.memory().free_bytes
             self.rec.gpu.used[name] = self.rec.memory.get(name, 4 * GIB)
         self.rec.loads[name] = self.rec.loads.get(name, 0) + 1
+        self.rec.models_loaded.append(self.route.model)
         assert name not in self.rec.live, f"{name} loaded twice"
         self.rec.live.add(name)
 

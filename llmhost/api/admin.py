@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from llmhost.api.common import host_state
+from llmhost.config import ConfigError
+from llmhost.errors import InvalidRequest
 from llmhost.gpu import GpuMonitor
 from llmhost.metrics import render_metrics
 
@@ -79,6 +81,20 @@ async def stats(request: Request) -> dict[str, Any]:
         "gpu": gpu_stats(state.gpu),
         "models": state.manager.snapshot(),
     }
+
+
+@router.post("/admin/reload")
+async def reload(request: Request) -> dict[str, Any]:
+    """Re-read models.toml; an invalid edit is refused with its message and nothing changes."""
+    from llmhost.reload import reload_catalog
+
+    state = host_state(request)
+    state.keys.require(request)
+    try:
+        changes = reload_catalog(state)
+    except ConfigError as exc:
+        raise InvalidRequest(f"Reload refused, the current configuration stays: {exc}") from None
+    return {"status": "reloaded", **changes}
 
 
 @router.get("/metrics")

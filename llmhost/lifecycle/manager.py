@@ -95,7 +95,7 @@ class ModelManager:
     async def acquire(self, route_name: str) -> Lease:
         """Like `lease` for callers whose use outlives one block (streams): pair with `release`."""
         slot = self.slots.get(route_name)
-        if slot is None:
+        if slot is None or slot.retired:
             raise ModelNotFound(f"No route named '{route_name}'.")
         if self._closing:
             raise ShuttingDown("The host is shutting down.", retry_after=30)
@@ -121,6 +121,42 @@ class ModelManager:
         except BaseException:
             self._withdraw(slot, ticket)
             raise
+
+    def reconfigure(self, catalog: Catalog) -> dict[str, list[str]]:
+        """Switch to a new routing table without dropping in-flight requests.
+
+        New routes appear at once. Removed routes refuse new requests, finish what they
+        serve, unload and disappear. Changed routes finish what they serve, unload, and
+        load with their new settings at their next use.
+        """
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+        for name, route in catalog.routes.items():
+            slot = self.slots.get(name)
+            if slot is None or slot.retired:
+                if slot is not None:  # removed earlier, back before it finished unloading
+                    slot.retired = False
+                    slot.next_route = route
+                else:
+                    self.slots[name] = Slot(route)
+                changes["added"].append(name)
+            elif slot.route != route:
+                slot.next_route = route
+                changes["changed"].append(name)
+            else:
+                slot.next_route = None
+        for name, slot in self.slots.items():
+            if name not in catalog.routes and not slot.retired:
+                slot.retired = True
+                self._reject_waiting(slot, ModelNotFound(f"The route '{name}' was removed."))
+                changes["removed"].append(name)
+        self.catalog = catalog
+        self.host = catalog.host
+        log.info(
+            "configuration reloaded: added %s, removed %s, changed %s",
+            *(", ".join(changes[k]) or "none" for k in ("added", "removed", "changed")),
+        )
+        self._wake.set()
+        return changes
 
     def release(self, lease: Lease) -> None:
         if lease.released:
@@ -174,7 +210,9 @@ class ModelManager:
         """One decision pass. Returns when the next timer is due (None: nothing pending)."""
         now = self._clock()
         deadlines: list[float] = []
-        for slot in self.slots.values():
+        for slot in list(self.slots.values()):
+            if self._apply_reload(slot, now):
+                continue
             self._grant(slot)
             self._check_failed(slot, now, deadlines)
             self._check_idle(slot, now, deadlines)
@@ -198,6 +236,22 @@ class ModelManager:
         failure = slot.backend.failure()
         if failure is not None and not slot.active:
             self._mark_evicting(slot, f"its engine stopped working ({failure})", self._clock())
+
+    def _apply_reload(self, slot: Slot, now: float) -> bool:
+        """Move a reloaded route toward its new settings; True if the slot is gone."""
+        if slot.next_route is None and not slot.retired:
+            return False
+        if slot.state is ModelState.READY and not slot.evicting:
+            why = "removed from the configuration" if slot.retired else "configuration changed"
+            self._mark_evicting(slot, why, now, bounded=False)
+        elif slot.state in (ModelState.STOPPED, ModelState.FAILED):
+            if slot.retired:
+                del self.slots[slot.route.name]
+                return True
+            assert slot.next_route is not None
+            slot.route, slot.next_route = slot.next_route, None
+            slot.measured_bytes = slot.failed_at = None  # a fixed route retries at once
+        return False
 
     def _check_failed(self, slot: Slot, now: float, deadlines: list[float]) -> None:
         if slot.state is not ModelState.FAILED or not slot.waiting or slot.failed_at is None:
@@ -231,10 +285,12 @@ class ModelManager:
             if slot.evicting and slot.state is ModelState.READY:
                 assert slot.drain_started is not None
                 drain_deadline = slot.drain_started + self.host.drain_timeout_seconds
-                if not slot.active or now >= drain_deadline:
+                overdue = slot.drain_bounded and now >= drain_deadline
+                if not slot.active or overdue:
                     self._begin(self._unload(slot), slot)
                     return
-                deadlines.append(drain_deadline)
+                if slot.drain_bounded:
+                    deadlines.append(drain_deadline)
         if self._closing:
             return
         # 2. Bring in the model whose request has waited longest.
@@ -287,9 +343,10 @@ class ModelManager:
             return slot.measured_bytes
         return configured_need_bytes(slot.route, total)
 
-    def _mark_evicting(self, slot: Slot, reason: str, now: float) -> None:
+    def _mark_evicting(self, slot: Slot, reason: str, now: float, *, bounded: bool = True) -> None:
         slot.evicting = reason
         slot.drain_started = now
+        slot.drain_bounded = bounded
         if slot.active:
             log.info(
                 "evicting %s (%s): draining %d in-flight request(s)",
@@ -386,6 +443,7 @@ class ModelManager:
         slot.backend = None
         slot.evicting = None
         slot.drain_started = None
+        slot.drain_bounded = True
         slot.evictions += 1
         slot.to(ModelState.STOPPED)
         if failure is not None:

@@ -47,6 +47,12 @@ class Slot:
     # Eviction in progress: no new leases are granted; unloads once drained.
     evicting: str | None = None
     drain_started: float | None = None
+    drain_bounded: bool = True  # False: wait for in-flight requests however long (reloads)
+
+    # models.toml was reloaded: the route's new settings (applied once it is stopped),
+    # or retired when the route was removed.
+    next_route: RouteConfig | None = None
+    retired: bool = False
     swap_pending: bool = False  # the next load of this model is a swap
 
     last_used: float = 0.0  # monotonic; end of the last lease (or time of load)
