@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from llmhost.api.common import (
@@ -25,6 +25,7 @@ from llmhost.api.common import (
     route_by_path,
     until_disconnected,
 )
+from llmhost.api.feedback import stream_with_feedback
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest, error_body
 from llmhost.lifecycle.slot import Lease
@@ -110,6 +111,10 @@ async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
         param = ".".join(str(p) for p in first.get("loc", ())) or None
         raise InvalidRequest(f"Invalid request: {first.get('msg')}.", param=param) from None
 
+    if _wants_feedback(state, route, kind, parsed):
+        return StreamingResponse(
+            stream_with_feedback(request, state.manager, route, parsed), media_type="text/event-stream"
+        )
     lease = await until_disconnected(request, state.manager.acquire(route.name))
     if lease is None:
         return Response(status_code=499)
@@ -118,6 +123,15 @@ async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
     except BaseException:
         state.manager.release(lease)
         raise
+
+
+def _wants_feedback(state: HostState, route: RouteConfig, kind: str, parsed: Any) -> bool:
+    return (
+        state.catalog.host.loading_feedback
+        and kind == "chat"
+        and bool(getattr(parsed, "stream", False))
+        and state.manager.route_state(route.name) is not ModelState.READY
+    )
 
 
 async def _run(request: Request, kind: str, parsed: Any, lease: Lease, state: HostState) -> Response:

@@ -1,0 +1,86 @@
+"""Loading feedback: the wait for a cold model streams as reasoning deltas."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from llmhost.config import parse_catalog
+from tests.api.test_openai_vllm import engine_table
+from tests.apphelp import ServerThread, make_app, running
+from tests.fakes import Recorder
+
+
+def events(lines: list[str]) -> list[Any]:
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+
+@pytest.mark.engine
+def test_cold_start_streams_progress_then_the_answer(tiny_models: Any) -> None:
+    from llmhost.tiny_models import tiny_engine_args
+
+    catalog = parse_catalog(f"""
+[host]
+loading_feedback = true
+[routes.coder]
+kind = "llm"
+model = "{tiny_models.llm}"
+served_names = ["coder-fast"]
+[routes.coder.engine]
+{engine_table(tiny_engine_args())}
+""")
+    body = {
+        "model": "coder-fast",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 8,
+        "stream": True,
+    }
+    with ServerThread(make_app(catalog)) as server:
+        with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=300) as r:
+            lines = [line for line in r.iter_lines() if line]
+        chunks = events(lines)
+        progress = [c["choices"][0]["delta"].get("reasoning") or "" for c in chunks]
+        assert progress[0].startswith("loading coder-fast… 0 s")
+        assert any("ready after" in p for p in progress)
+        answer = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        assert answer
+        assert lines[-1] == "data: [DONE]"
+        # Warm now: no feedback chunks on the next request.
+        with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=300) as r:
+            warm = events([line for line in r.iter_lines() if line])
+        assert not any(
+            "loading" in (c["choices"][0]["delta"].get("reasoning") or "") for c in warm if c["choices"]
+        )
+
+
+async def test_failed_load_ends_the_feedback_stream_with_an_error() -> None:
+    rec = Recorder()
+    rec.fail["coder"] = RuntimeError("no weights here")
+    catalog = parse_catalog(
+        "[host]\nloading_feedback = true\n[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n"
+    )
+    async with running(make_app(catalog, factory=rec.factory)) as client:
+        response = await client.post(
+            "/coder/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        )
+        lines = [line for line in response.text.splitlines() if line]
+    assert "loading" in events(lines)[0]["choices"][0]["delta"]["reasoning"]
+    error = events(lines)[-1]["error"]
+    assert "no weights here" in error["message"] and error["code"] == "model_unavailable"
+    assert lines[-1] == "data: [DONE]"
+
+
+async def test_feedback_is_off_by_default() -> None:
+    rec = Recorder()
+    rec.fail["coder"] = RuntimeError("no weights here")
+    catalog = parse_catalog("[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n")
+    async with running(make_app(catalog, factory=rec.factory)) as client:
+        response = await client.post(
+            "/coder/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        )
+    assert response.status_code == 503 and "Retry-After" in response.headers
