@@ -1,4 +1,4 @@
-"""The `llmhost` command: serve, demo, check, status, reload."""
+"""The `llmhost` command: serve, demo, check, status, reload, pull."""
 
 from __future__ import annotations
 
@@ -71,6 +71,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    from llmhost.pull import PullError, pull_route, select
+
+    settings, catalog = load(args.config)
+    settings.export_cache_dir()
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    try:
+        routes = select(catalog, args.routes)
+    except PullError as exc:
+        print(f"llmhost pull: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for route in routes:
+        print(f"{route.name}: fetching {route.model}", flush=True)
+        try:
+            print(pull_route(route, token), flush=True)
+        except PullError as exc:
+            failed += 1
+            print(f"llmhost pull: {exc}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     import httpx
 
@@ -125,6 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from llmhost.app import create_app
 
+    settings.export_cache_dir()
     level = settings.llmhost_log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, catalog)
@@ -167,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a running host's routes, memory and queues")
     status.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     status.set_defaults(func=cmd_status)
+
+    pull = sub.add_parser("pull", help="download the weights of routes into the cache (HF_HOME)")
+    pull.add_argument("routes", nargs="*", metavar="ROUTE", help="routes to fetch (default: all)")
+    pull.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    pull.set_defaults(func=cmd_pull)
 
     reload = sub.add_parser("reload", help="make a running host re-read models.toml")
     reload.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")

@@ -6,6 +6,7 @@ files keep working. Precedence: environment > .env > models.toml > built-in defa
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
 
     vllm_api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
+    hf_home: Path = Path("/srv/llm/.cache")  # the Hugging Face cache; HF_HOME
     prewarm_routes: Annotated[tuple[str, ...] | None, NoDecode] = None
     idle_seconds: float | None = Field(None, gt=0)
     start_timeout_seconds: float | None = Field(None, gt=0)
@@ -85,6 +87,25 @@ class Settings(BaseSettings):
         if pipeline:
             fields["pipeline"] = pipeline
         return fields
+
+    def export_cache_dir(self) -> None:
+        """Point the Hugging Face libraries at HF_HOME (default /srv/llm/.cache, where the
+        system llmhost replaces kept its weights). Must run before they are imported.
+        A default that cannot be created is skipped with a warning (a laptop, no root)."""
+        if "HF_HOME" in os.environ:
+            return
+        try:
+            self.hf_home.mkdir(parents=True, exist_ok=True)
+            usable = os.access(self.hf_home, os.W_OK)
+        except OSError:
+            usable = False
+        if usable:
+            os.environ["HF_HOME"] = str(self.hf_home)
+        else:
+            logging.getLogger("llmhost").warning(
+                "%s is not writable; using the Hugging Face default cache. Set HF_HOME to choose.",
+                self.hf_home,
+            )
 
     def export_hub_token(self) -> None:
         """Hand HF_TOKEN to the loaders under both names the Hugging Face libraries read."""
