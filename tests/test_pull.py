@@ -25,7 +25,7 @@ ANSWERS = {
 
 
 class _Hub(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         name = next((key for key in ANSWERS if f"/org/{key}" in self.path), "missing")
         status, code, message = ANSWERS[name]
         self.send_response(status)
