@@ -55,13 +55,15 @@ def chat(url: str, model: str, max_tokens: int = 4) -> dict[str, Any]:
 
 
 def engine_processes() -> set[int]:
-    """Engine core / worker processes below this test process."""
+    """vLLM engine core and worker processes below this test process."""
     return {p.pid for p in psutil.Process().children(recursive=True) if _is_engine(p)}
 
 
 def _is_engine(process: psutil.Process) -> bool:
+    # vLLM names its processes VLLM::EngineCore and VLLM::Worker (not the resource
+    # tracker, not llmhost's watchdog).
     try:
-        return "resource_tracker" not in " ".join(process.cmdline())
+        return "VLLM::" in " ".join(process.cmdline())
     except psutil.Error:
         return False
 
