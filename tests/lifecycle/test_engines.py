@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,17 @@ def test_exclusive_swaps_between_routes(tiny_models: Any) -> None:
     catalog: Catalog = parse_catalog(two_routes(tiny_models, 'policy = "exclusive"'))
     with ServerThread(make_app(catalog)) as server:
         manager = server.app.state.host.manager
-        assert chat(server.url, "coder-fast")["model"] == "coder-fast"
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(chat, server.url, "coder-fast")
+            assert wait_until(lambda: manager.route_state("coder").value == "loading", 10)
+            # During the load the event loop stays free: admin and model lists answer at once.
+            for path in ("/healthz", "/stats", "/v1/models", "/coder/v1/models"):
+                started = time.monotonic()
+                assert httpx.get(f"{server.url}{path}", timeout=5).status_code == 200
+                assert time.monotonic() - started < 0.5, path
+            loading = {m["route"]: m for m in httpx.get(f"{server.url}/stats").json()["models"]}["coder"]
+            assert loading["state"] == "loading" and loading["waiting"] == 1
+            assert first.result()["model"] == "coder-fast"
         assert manager.route_state("coder").value == "ready"
         assert chat(server.url, "chat-general")["model"] == "chat-general"
         assert manager.route_state("coder").value == "stopped"
