@@ -62,11 +62,18 @@ class ImageResult:
 
 
 def check_size(
-    width: int | None, height: int | None, max_edge: int, multiple: int, *, param: str | None = None
+    width: int | None,
+    height: int | None,
+    max_edge: int,
+    multiple: int,
+    *,
+    param: str | None = None,
+    model_max_edge: int | None = None,
 ) -> None:
     """Reject (never round) a size the pipeline cannot draw exactly as asked.
 
     `param` names the request field for errors when the size came in one field ('size').
+    `model_max_edge` is what the loaded model itself can draw (SD3's position embedding).
     """
     for side, value in (("width", width), ("height", height)):
         if value is None:
@@ -79,6 +86,11 @@ def check_size(
             raise InvalidRequest(
                 f"{label} is {value}, above this route's limit of {max_edge} pixels "
                 "(max_edge, VISION_MAX_EDGE).",
+                param=where,
+            )
+        if model_max_edge is not None and value > model_max_edge:
+            raise InvalidRequest(
+                f"{label} is {value}; this model draws at most {model_max_edge} pixels per side.",
                 param=where,
             )
         if value % multiple:
@@ -100,6 +112,7 @@ class DiffusionBackend:
         self.device: str | None = None
         self.size_multiple = DEFAULT_SIZE_MULTIPLE
         self.native_size: tuple[int, int] | None = None
+        self.model_max_edge: int | None = None
         self.jobs_run = 0
         self._pipe: Any = None
         self._swap = threading.Lock()  # guards _pipe between the load thread and stop
@@ -156,6 +169,7 @@ class DiffusionBackend:
             vae.enable_tiling()
         pipe.to(device)
         self.size_multiple = _size_multiple(pipe)
+        self.model_max_edge = _model_max_edge(pipe)
         self.native_size = native = _native_size(pipe)
         self._interruptible = "callback_on_step_end" in inspect.signature(pipe.__call__).parameters
         with self._swap:
@@ -235,7 +249,13 @@ class DiffusionBackend:
 
     async def generate(self, job: ImageJob) -> ImageResult:
         """Run one job when the pipeline is free; cancelling the caller drops or stops it."""
-        check_size(job.width, job.height, self.options.max_edge, self.size_multiple)
+        check_size(
+            job.width,
+            job.height,
+            self.options.max_edge,
+            self.size_multiple,
+            model_max_edge=self.model_max_edge,
+        )
         async with self._lock:
             if self._closed or self._pipe is None:
                 raise ModelUnavailable(
@@ -271,7 +291,8 @@ class DiffusionBackend:
         import torch
 
         native_w, native_h = self.native_size or (1024, 1024)
-        limit = self.options.max_edge - self.options.max_edge % self.size_multiple
+        limit = min(self.options.max_edge, self.model_max_edge or self.options.max_edge)
+        limit -= limit % self.size_multiple
         width = job.width or min(native_w, limit)
         height = job.height or min(native_h, limit)
         # A CPU generator makes a seed give the same image on any device.
@@ -326,6 +347,19 @@ def _size_multiple(pipe: Any) -> int:
         transformer = getattr(pipe, "transformer", None)
         patch = getattr(getattr(transformer, "config", None), "patch_size", 1)
     return scale * int(patch or 1)
+
+
+def _model_max_edge(pipe: Any) -> int | None:
+    """SD3's transformer crops a fixed position-embedding grid: larger images fail inside it."""
+    config = getattr(getattr(pipe, "transformer", None), "config", None)
+    grid = getattr(config, "pos_embed_max_size", None)
+    if not grid:
+        return None
+    return (
+        int(grid)
+        * int(getattr(config, "patch_size", 1) or 1)
+        * int(getattr(pipe, "vae_scale_factor", 8) or 8)
+    )
 
 
 def _native_size(pipe: Any) -> tuple[int, int]:

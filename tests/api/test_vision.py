@@ -387,16 +387,40 @@ async def test_idle_unload_frees_the_pipeline(tiny_models: Any) -> None:
 
 
 @pytest.mark.engine
-async def test_a_pipeline_error_is_a_500_envelope_and_the_route_keeps_serving(tiny_models: Any) -> None:
-    # 256 px passes the host's limits but not the tiny transformer's position table (192 px).
+async def test_size_beyond_what_the_model_draws_is_a_400(tiny_models: Any) -> None:
+    # 256 px passes the route's max_edge but not the tiny transformer's position table (192 px).
     app = make_app(_catalog(tiny_models.sd3, max_edge=512))
     async with running(app) as client:
-        failed = await client.post(
+        refused = await client.post(
             "/vision/generate", json={"prompt": "x", "width": 256, "num_inference_steps": 1}
         )
+        error = _error(refused, 400)
+        assert "draws at most 192 pixels" in error["message"] and error["param"] == "width"
+
+
+@pytest.mark.engine
+async def test_a_pipeline_error_is_a_500_envelope_and_the_route_keeps_serving(tiny_models: Any) -> None:
+    app = make_app(_catalog(tiny_models.sd3, max_edge=128))
+    async with running(app) as client:
+        ok = await client.post("/vision/generate", json={"prompt": "x", "num_inference_steps": 1})
+        assert ok.status_code == 200
+        backend = app.state.host.manager.slots["vision"].backend
+        real = backend._pipe
+
+        class Broken:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def __call__(self, *args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("CUDA error: an illegal memory access")
+
+        backend._pipe = Broken()
+        failed = await client.post("/vision/generate", json={"prompt": "x", "num_inference_steps": 1})
         error = _error(failed, 500)
         assert (
-            error["type"] == "server_error" and "Generating the image failed: ValueError" in error["message"]
+            error["type"] == "server_error"
+            and "Generating the image failed: RuntimeError" in error["message"]
         )
+        backend._pipe = real
         ok = await client.post("/vision/generate", json={"prompt": "x", "num_inference_steps": 1})
         assert ok.status_code == 200
