@@ -78,3 +78,24 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=120)
+
+
+def engine_table(args: dict[str, object]) -> str:
+    """Engine arguments as the body of a [routes.X.engine] table."""
+    import json
+
+    return "\n".join(f"{key} = {json.dumps(value)}" for key, value in args.items())
+
+
+def tiny_llm_route(name: str, model: object, served: str, *, serving: str = "", extra: str = "") -> str:
+    """A [routes.NAME] table for a tiny local LLM, with the engine arguments that run on CPU.
+
+    `serving` is the body of [routes.NAME.serving]; `extra` goes into [routes.NAME] itself.
+    """
+    from llmhost.tiny_models import tiny_engine_args
+
+    table = f'[routes.{name}]\nkind = "llm"\nmodel = "{model}"\nserved_names = ["{served}"]\n{extra}\n'
+    table += f"[routes.{name}.engine]\n{engine_table(tiny_engine_args())}\n"
+    if serving:
+        table += f"[routes.{name}.serving]\n{serving}\n"
+    return table

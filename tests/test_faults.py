@@ -15,8 +15,7 @@ import psutil
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.api.test_openai_vllm import engine_table
-from tests.apphelp import ServerThread, make_app
+from tests.apphelp import ServerThread, make_app, tiny_llm_route
 from tests.lifecycle.test_engines import wait_until
 
 pytestmark = pytest.mark.engine
@@ -24,27 +23,12 @@ pytestmark = pytest.mark.engine
 
 @pytest.fixture(scope="module")
 def setup(tiny_models: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, Path]]:
-    from llmhost.tiny_models import tiny_engine_args
-
-    engine = engine_table(tiny_engine_args())
     missing = tmp_path_factory.mktemp("models") / "not-there-yet"
-    catalog = parse_catalog(f"""
-[host]
-policy = "fit"
-retry_backoff_seconds = 1
-[routes.coder]
-kind = "llm"
-model = "{tiny_models.llm}"
-served_names = ["coder-fast"]
-[routes.coder.engine]
-{engine}
-[routes.broken]
-kind = "llm"
-model = "{missing}"
-served_names = ["broken-model"]
-[routes.broken.engine]
-{engine}
-""")
+    catalog = parse_catalog(
+        '[host]\npolicy = "fit"\nretry_backoff_seconds = 1\n'
+        + tiny_llm_route("coder", tiny_models.llm, "coder-fast")
+        + tiny_llm_route("broken", missing, "broken-model")
+    )
     with ServerThread(make_app(catalog)) as server:
         yield server, missing
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.api.test_openai_vllm import engine_table
-from tests.apphelp import ServerThread, make_app, running
+from tests.apphelp import ServerThread, make_app, running, tiny_llm_route
 from tests.fakes import Recorder
 
 
@@ -20,18 +19,9 @@ def events(lines: list[str]) -> list[Any]:
 
 @pytest.mark.engine
 def test_cold_start_streams_progress_then_the_answer(tiny_models: Any) -> None:
-    from llmhost.tiny_models import tiny_engine_args
-
-    catalog = parse_catalog(f"""
-[host]
-loading_feedback = true
-[routes.coder]
-kind = "llm"
-model = "{tiny_models.llm}"
-served_names = ["coder-fast"]
-[routes.coder.engine]
-{engine_table(tiny_engine_args())}
-""")
+    catalog = parse_catalog(
+        "[host]\nloading_feedback = true\n" + tiny_llm_route("coder", tiny_models.llm, "coder-fast")
+    )
     body = {
         "model": "coder-fast",
         "messages": [{"role": "user", "content": "hi"}],

@@ -16,7 +16,9 @@ import openai
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, make_app
+from tests.apphelp import ServerThread, engine_table, make_app, tiny_llm_route
+
+__all__ = ["engine_table"]  # other test modules import it from here
 
 pytestmark = pytest.mark.engine
 
@@ -40,41 +42,16 @@ TOOLS = [
 FIM_PROMPT = "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>"
 
 
-def engine_table(args: dict[str, object]) -> str:
-    return "\n".join(f"{key} = {json.dumps(value)}" for key, value in args.items())
-
-
 @pytest.fixture(scope="module")
 def server(tiny_models: Any) -> Iterator[ServerThread]:
-    from llmhost.tiny_models import tiny_engine_args
-
-    engine = engine_table(tiny_engine_args())
-    catalog = parse_catalog(f"""
-[host]
-policy = "fit"
-[routes.coder]
-kind = "llm"
-model = "{tiny_models.llm}"
-served_names = ["qwen2.5-coder-tiny"]
-[routes.coder.engine]
-{engine}
-[routes.agent]
-kind = "llm"
-model = "{tiny_models.llm}"
-served_names = ["agent-tools"]
-[routes.agent.engine]
-{engine}
-[routes.agent.serving]
-tool_parser = "hermes"
-[routes.general]
-kind = "llm"
-model = "{tiny_models.llm_alt}"
-served_names = ["general-reasoner"]
-[routes.general.engine]
-{engine}
-[routes.general.serving]
-reasoning_parser = "deepseek_r1"
-""")
+    catalog = parse_catalog(
+        '[host]\npolicy = "fit"\n'
+        + tiny_llm_route("coder", tiny_models.llm, "qwen2.5-coder-tiny")
+        + tiny_llm_route("agent", tiny_models.llm, "agent-tools", serving='tool_parser = "hermes"')
+        + tiny_llm_route(
+            "general", tiny_models.llm_alt, "general-reasoner", serving='reasoning_parser = "deepseek_r1"'
+        )
+    )
     with ServerThread(make_app(catalog)) as srv:
         yield srv
 

@@ -16,32 +16,17 @@ import psutil
 import pytest
 
 from llmhost.config import Catalog, parse_catalog
-from tests.api.test_openai_vllm import engine_table
-from tests.apphelp import ServerThread, make_app
+from tests.apphelp import ServerThread, make_app, tiny_llm_route
 
 pytestmark = pytest.mark.engine
 
 
 def two_routes(tiny_models: Any, host: str) -> str:
-    from llmhost.tiny_models import tiny_engine_args
-
-    engine = engine_table(tiny_engine_args())
-    return f"""
-[host]
-{host}
-[routes.coder]
-kind = "llm"
-model = "{tiny_models.llm}"
-served_names = ["coder-fast"]
-[routes.coder.engine]
-{engine}
-[routes.chat]
-kind = "llm"
-model = "{tiny_models.llm_alt}"
-served_names = ["chat-general"]
-[routes.chat.engine]
-{engine}
-"""
+    return (
+        f"[host]\n{host}\n"
+        + tiny_llm_route("coder", tiny_models.llm, "coder-fast")
+        + tiny_llm_route("chat", tiny_models.llm_alt, "chat-general")
+    )
 
 
 def chat(url: str, model: str, max_tokens: int = 4) -> dict[str, Any]:
