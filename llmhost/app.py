@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from llmhost import __version__
-from llmhost.api import admin, openai, vision
+from llmhost.api import admin, openai, tools, vision
 from llmhost.api.common import HostState
 from llmhost.auth import KeyCheck
 from llmhost.backends import create_backend
@@ -81,4 +81,5 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(openai.router)
     app.include_router(vision.router)
+    app.include_router(tools.router)
     return app

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     vision_enable_attention_slicing: bool | None = None
     vision_max_edge: int | None = Field(None, ge=64, le=4096)
 
+    searxng_url: str = "http://127.0.0.1:8080"  # SEARXNG_URL, for /tools/searxng_search
     llmhost_config: Path = Path("models.toml")
     llmhost_host: str = "127.0.0.1"
     llmhost_port: int = Field(8000, ge=1, le=65535)
