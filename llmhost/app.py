@@ -6,8 +6,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
 from llmhost import __version__
@@ -68,6 +69,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind the key
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=catalog.host.max_body_bytes)
@@ -79,7 +81,15 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(admin.router)
+    app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.include_router(openai.router)
     app.include_router(vision.router)
     app.include_router(tools.router)
     return app
+
+
+async def _openapi(request: Request) -> dict[str, Any]:
+    """The API schema (for OpenAPI tool servers, e.g. Open WebUI's), behind the key."""
+    request.app.state.host.keys.require(request)
+    schema: dict[str, Any] = request.app.openapi()
+    return schema

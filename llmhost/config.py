@@ -61,6 +61,9 @@ class HostConfig(_Frozen):
         30, ge=0, description="longest a resident model keeps taking new work while another waits"
     )
     max_waiting: int = Field(64, ge=1, description="requests that may wait per model; more get 503")
+    max_in_flight: int = Field(
+        256, ge=1, description="requests one model serves at once; more wait (vLLM batches them)"
+    )
     retry_backoff_seconds: float = Field(
         10, ge=0, description="after a failed load, requests fail fast for this long"
     )

@@ -45,36 +45,48 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, huge ints, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidRequest(f"The request body is not valid JSON: {reason}.") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
 
 
-def route_by_path(catalog: Catalog, route_name: str) -> RouteConfig:
-    route = catalog.routes.get(route_name)
+def route_by_path(state: HostState, request: Request, route_name: str) -> RouteConfig:
+    """The route of a `/{route}/...` path, once the caller may use it.
+
+    Without the key, an unknown route is a 401 like any keyed one: 404s list the routes,
+    and a client without the key must not learn them.
+    """
+    route = state.catalog.routes.get(route_name)
     if route is None:
+        state.keys.require(request)
         raise ModelNotFound(
-            f"No route '/{route_name}'. Routes: {', '.join('/' + r for r in catalog.routes)}.",
-            code="model_not_found",
+            f"No route '/{route_name}'. Routes: {', '.join('/' + r for r in state.catalog.routes)}."
         )
+    state.keys.require(request, route.auth_mode)
     return route
 
 
-def resolve_model(catalog: Catalog, model: Any, on_route: RouteConfig | None) -> RouteConfig:
-    """The route a request's `model` names; on a route path the model must be that route's."""
+def resolve_model(
+    state: HostState, request: Request, model: Any, on_route: RouteConfig | None
+) -> RouteConfig:
+    """The route a request's `model` names, once the caller may use it; on a route path the
+    model must be that route's. Unknown or keyed ids without the key are a 401 (see above)."""
     if model is None and on_route is not None:
         return on_route
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required: one of the ids GET /v1/models lists.", param="model")
-    found = catalog.find(model)
+    found = state.catalog.find(model)
     if found is None:
+        state.keys.require(request)
         raise ModelNotFound(
             f"The model '{model}' does not exist. Known models: "
-            f"{', '.join(r.primary_id for r in catalog.routes.values())}.",
+            f"{', '.join(r.primary_id for r in state.catalog.routes.values())}.",
             param="model",
         )
+    state.keys.require(request, found.auth_mode)
     if on_route is not None and found.name != on_route.name:
         raise ModelNotFound(
             f"The model '{model}' is not served on /{on_route.name}; it is served on "

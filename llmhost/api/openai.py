@@ -85,19 +85,14 @@ async def _list_unified(request: Request) -> dict[str, Any]:
 
 async def _list_route(route: str, request: Request) -> dict[str, Any]:
     state = host_state(request)
-    config = route_by_path(state.catalog, route)
-    state.keys.require(request, config.auth_mode)
-    return _model_list(state, [config])
+    return _model_list(state, [route_by_path(state, request, route)])
 
 
 async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
     state = host_state(request)
-    path_route = route_by_path(state.catalog, on_route) if on_route is not None else None
-    if path_route is not None:
-        state.keys.require(request, path_route.auth_mode)
+    path_route = route_by_path(state, request, on_route) if on_route is not None else None
     body = await json_body(request)
-    route = resolve_model(state.catalog, body.get("model"), path_route)
-    state.keys.require(request, route.auth_mode)
+    route = resolve_model(state, request, body.get("model"), path_route)
     if route.kind != "llm":
         raise InvalidRequest(
             f"'{route.primary_id}' is an image model: use POST /v1/images/generations.", param="model"
@@ -110,6 +105,8 @@ async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or None
         raise InvalidRequest(f"Invalid request: {first.get('msg')}.", param=param) from None
+    except Exception as exc:
+        raise _client_error(exc) from None
 
     if _wants_feedback(state, route, kind, parsed):
         return StreamingResponse(
@@ -120,9 +117,23 @@ async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
         return Response(status_code=499)
     try:
         return await _run(request, kind, parsed, lease, state)
+    except Exception as exc:
+        state.manager.release(lease)
+        raise _client_error(exc) from exc
     except BaseException:
         state.manager.release(lease)
         raise
+
+
+def _client_error(exc: Exception) -> Exception:
+    """vLLM's own request errors (max_tokens beyond the context, bad sampling values, ...)
+    as the 400 `vllm serve` gives; anything else unchanged."""
+    from vllm.exceptions import VLLMClientError  # loaded with the request models already
+
+    if isinstance(exc, VLLMClientError):
+        message = str(exc.args[0]) if exc.args else type(exc).__name__
+        return InvalidRequest(f"Invalid request: {message}", param=getattr(exc, "parameter", None))
+    return exc
 
 
 def _wants_feedback(state: HostState, route: RouteConfig, kind: str, parsed: Any) -> bool:

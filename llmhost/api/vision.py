@@ -243,8 +243,8 @@ def _image_paths(state: HostState) -> str:
     return ", ".join(f"/{r.name}" for r in _diffusion_routes(state)) or "none configured"
 
 
-def _route_for_path(state: HostState, name: str) -> RouteConfig:
-    route = route_by_path(state.catalog, name)
+def _route_for_path(state: HostState, request: Request, name: str) -> RouteConfig:
+    route = route_by_path(state, request, name)
     if route.kind != "diffusion":
         raise RouteNotFound(
             f"/{name} is a language-model route; image endpoints are on: {_image_paths(state)}."
@@ -252,17 +252,22 @@ def _route_for_path(state: HostState, name: str) -> RouteConfig:
     return route
 
 
-def _route_for_model(state: HostState, model: str | None, on_route: RouteConfig | None) -> RouteConfig:
+def _route_for_model(
+    state: HostState, request: Request, model: str | None, on_route: RouteConfig | None
+) -> RouteConfig:
     if model is None and on_route is None:
         routes = _diffusion_routes(state)
         if len(routes) == 1:
+            state.keys.require(request, routes[0].auth_mode)
             return routes[0]
+        # Name only the image models this caller may use.
+        routes = [r for r in routes if r.auth_mode == "none" or state.keys.allows(request)]
         raise InvalidRequest(
             "'model' is required: name one of the image models "
             f"({', '.join(r.primary_id for r in routes) or 'none configured'}).",
             param="model",
         )
-    route = resolve_model(state.catalog, model, on_route)
+    route = resolve_model(state, request, model, on_route)
     if route.kind != "diffusion":
         raise InvalidRequest(
             f"'{model}' is a language model, not an image model; image routes: {_image_paths(state)}.",
@@ -315,12 +320,9 @@ async def route_images(route: str, request: Request) -> Any:
 
 async def _images(request: Request, on_route: str | None) -> Any:
     state = host_state(request)
-    path_route = _route_for_path(state, on_route) if on_route is not None else None
-    if path_route is not None:
-        state.keys.require(request, path_route.auth_mode)
+    path_route = _route_for_path(state, request, on_route) if on_route is not None else None
     body = _parse(ImagesRequest, await json_body(request))
-    route = _route_for_model(state, body.model, path_route)
-    state.keys.require(request, route.auth_mode)
+    route = _route_for_model(state, request, body.model, path_route)
     _check_formats(body)
     width, height = _parse_size(body.size)
     count = 1 if body.n is None else body.n
@@ -339,8 +341,7 @@ async def _images(request: Request, on_route: str | None) -> Any:
 @router.post("/{route}/generate")
 async def generate(route: str, request: Request) -> Any:
     state = host_state(request)
-    config = _route_for_path(state, route)
-    state.keys.require(request, config.auth_mode)
+    config = _route_for_path(state, request, route)
     body = _parse(GenerateRequest, await json_body(request))
     job = _image_job(config, body.prompt, body, body.width, body.height)
     result = await _run(request, state, config, job)
@@ -360,8 +361,7 @@ async def generate(route: str, request: Request) -> Any:
 async def route_healthz(route: str, request: Request) -> dict[str, Any]:
     """Whether the pipeline is loaded; never loads it."""
     state = host_state(request)
-    config = _route_for_path(state, route)
-    state.keys.require(request, config.auth_mode)
+    config = _route_for_path(state, request, route)
     model_state = state.manager.route_state(config.name)
     return {
         "status": "ok",

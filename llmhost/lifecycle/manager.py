@@ -105,6 +105,8 @@ class ModelManager:
                 "try again shortly.",
                 retry_after=5,
             )
+        if self._can_grant(slot) and not slot.waiting:
+            return self._new_lease(slot)  # ready and not at its limit: no need to queue
         ticket = Ticket(self._clock(), asyncio.get_running_loop().create_future())
         slot.waiting.append(ticket)
         self._wake.set()
@@ -222,19 +224,32 @@ class ModelManager:
             self._next_operation(now, deadlines)
         return min(deadlines, default=None)
 
+    def _can_grant(self, slot: Slot) -> bool:
+        return (
+            slot.state is ModelState.READY
+            and slot.backend is not None
+            and not slot.evicting
+            and slot.next_route is None
+            and not slot.retired
+            and len(slot.active) < self.host.max_in_flight
+        )
+
+    def _new_lease(self, slot: Slot) -> Lease:
+        assert slot.backend is not None
+        lease = Lease(slot, slot.backend)
+        slot.active.add(lease)
+        slot.last_hit = time.time()
+        return lease
+
     def _grant(self, slot: Slot) -> None:
-        if slot.state is not ModelState.READY or slot.evicting or slot.backend is None:
+        if slot.state is not ModelState.READY or slot.backend is None:
             return
-        while slot.waiting:
+        while slot.waiting and self._can_grant(slot):
             ticket = slot.waiting.popleft()
-            if ticket.granted.done():
-                continue
-            lease = Lease(slot, slot.backend)
-            slot.active.add(lease)
-            slot.last_hit = time.time()
-            ticket.granted.set_result(lease)
+            if not ticket.granted.done():
+                ticket.granted.set_result(self._new_lease(slot))
         failure = slot.backend.failure()
-        if failure is not None and not slot.active:
+        if failure is not None and not slot.active and not slot.evicting:
             self._mark_evicting(slot, f"its engine stopped working ({failure})", self._clock())
 
     def _apply_reload(self, slot: Slot, now: float) -> bool:

@@ -241,19 +241,30 @@ async def test_each_limit_is_a_400_and_loads_nothing(tiny_models: Any) -> None:
 async def test_model_resolution_and_auth(tiny_models: Any) -> None:
     app = make_app(_catalog(tiny_models.sd3, second=True, llm=True, auth="key"), api_key=KEY)
     async with running(app) as client:
-        # Two image routes: the unified path needs a model.
-        error = _error(await client.post("/v1/images/generations", json={"prompt": "x"}))
+        keyed = {"Authorization": f"Bearer {KEY}"}
+        # Two image routes: the unified path needs a model. Without the key, only the
+        # open one is named.
+        error = _error(await client.post("/v1/images/generations", json={"prompt": "x"}, headers=keyed))
         assert error["param"] == "model" and "vision-diffusion" in error["message"]
+        error = _error(await client.post("/v1/images/generations", json={"prompt": "x"}))
+        assert "sketch-diffusion" in error["message"] and "vision-diffusion" not in error["message"]
         error = _error(
-            await client.post("/openai/v1/images/generations", json={"prompt": "x", "model": "nope"}), 404
+            await client.post(
+                "/openai/v1/images/generations", json={"prompt": "x", "model": "nope"}, headers=keyed
+            ),
+            404,
         )
         assert error["code"] == "model_not_found"
         # A per-route path serves only its own model.
         body = {"prompt": "x", "model": "vision-diffusion", "n": 0}
-        assert _error(await client.post("/sketch/v1/images/generations", json=body), 404)["param"] == "model"
+        refused = await client.post("/sketch/v1/images/generations", json=body, headers=keyed)
+        assert _error(refused, 404)["param"] == "model"
         # Language-model routes have no image endpoints.
-        assert _error(await client.post("/coder/generate", json={"prompt": "x"}), 404)["code"] == "not_found"
-        assert _error(await client.get("/coder/healthz"), 404)["code"] == "not_found"
+        coder_generate = await client.post("/coder/generate", json={"prompt": "x"}, headers=keyed)
+        assert _error(coder_generate, 404)["code"] == "not_found"
+        assert _error(await client.get("/coder/healthz", headers=keyed), 404)["code"] == "not_found"
+        # Without the key a keyed route says nothing about itself.
+        assert _error(await client.get("/coder/healthz"), 401)["type"] == "authentication_error"
 
         # auth = "key" on /vision: the key is checked before anything else.
         for path in ("/vision/generate", "/vision/healthz", "/vision/v1/images/generations"):
