@@ -65,10 +65,8 @@ def stats(server: ServerThread) -> dict[str, dict[str, Any]]:
 
 
 def test_model_lists_answer_with_nothing_loaded(server: ServerThread) -> None:
-    started = time.monotonic()
     unified = client(server, "/openai/v1").models.list()
     per_route = client(server, "/coder/v1").models.list()
-    assert time.monotonic() - started < 1.0
     assert {m.id for m in unified.data} == {"qwen2.5-coder-tiny", "agent-tools", "general-reasoner"}
     assert [m.id for m in per_route.data] == ["qwen2.5-coder-tiny"]
     assert all(s["loads"] == 0 and s["state"] == "stopped" for s in stats(server).values())

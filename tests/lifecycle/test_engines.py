@@ -70,11 +70,12 @@ def test_exclusive_swaps_between_routes(tiny_models: Any) -> None:
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(chat, server.url, "coder-fast")
             assert wait_until(lambda: manager.route_state("coder").value == "loading", 10)
-            # During the load the event loop stays free: admin and model lists answer at once.
+            # During the load (~15 s) the event loop stays free: admin endpoints and model
+            # lists answer without waiting for it (bound generous for a busy CI machine).
             for path in ("/healthz", "/stats", "/v1/models", "/coder/v1/models"):
                 started = time.monotonic()
                 assert httpx.get(f"{server.url}{path}", timeout=5).status_code == 200
-                assert time.monotonic() - started < 0.5, path
+                assert time.monotonic() - started < 2.0, path
             loading = {m["route"]: m for m in httpx.get(f"{server.url}/stats").json()["models"]}["coder"]
             assert loading["state"] == "loading" and loading["waiting"] == 1
             assert first.result()["model"] == "coder-fast"
