@@ -175,6 +175,9 @@ def write(out_dir: Path, run: dict[str, Any], metrics: list[Metric]) -> tuple[Pa
         md += ["", "Notes:", *notes]
     if run.get("skipped"):
         md += ["", "Not run:", *[f"- {k}: {v}" for k, v in run["skipped"].items()]]
+    if run.get("failed"):
+        md += ["", "Failed (see results.json and the logs):"]
+        md += [f"- {k}: {v.splitlines()[0]}" for k, v in run["failed"].items()]
     md_path = out_dir / "results.md"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     return json_path, md_path
