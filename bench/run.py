@@ -390,9 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         "phase_seconds": runner.phase_seconds,
         "skipped": runner.skipped,
         "failed": runner.failed,
-        "logs": str(run_dir),
+        "logs": "(a temporary directory, printed by the run)",
         "raw": runner.data,
     }
+    run = _tidy(run)
     metrics = runner.metrics()
     json_path, md_path = write(args.out, run, metrics)
     print((args.out / "results.md").read_text(), flush=True)
@@ -405,3 +406,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _tidy(value: Any) -> Any:
+    """Results are committed: write paths relative to the repo or the home directory."""
+    if isinstance(value, str):
+        return value.replace(f"{Path.cwd()}/", "").replace(str(Path.home()), "~")
+    if isinstance(value, dict):
+        return {key: _tidy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tidy(item) for item in value]
+    return value
