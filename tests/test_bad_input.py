@@ -24,33 +24,11 @@ from starlette.testclient import TestClient
 
 from llmhost.config import parse_catalog
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
-from tests.test_fuzz import ServingRecorder
+from tests.test_fuzz import ROUTES, ServingRecorder
 
 HELLO = [{"role": "user", "content": "hi"}]
 MAX_BODY = 64 * 1024  # host.max_body_bytes below: small, so crossing it is cheap
-CATALOG = parse_catalog(
-    f"""
-[host]
-policy = "fit"
-max_body_bytes = {MAX_BODY}
-[routes.coder]
-kind = "llm"
-model = "org/coder"
-served_names = ["coder-fast"]
-[routes.chat]
-kind = "llm"
-model = "org/chat"
-served_names = ["chat-general"]
-[routes.vision]
-kind = "diffusion"
-model = "org/sd"
-served_names = ["vision-diffusion"]
-[routes.vision.pipeline]
-max_edge = 256
-max_steps = 8
-max_images = 2
-"""
-)
+CATALOG = parse_catalog(f'[host]\npolicy = "fit"\nmax_body_bytes = {MAX_BODY}\n' + ROUTES)
 # OpenAI's error type for each status the tables expect.
 TYPES = {
     400: "invalid_request_error",

@@ -86,10 +86,7 @@ class ServingRecorder(Recorder):
 # ---- the app under test ---------------------------------------------------------------------
 
 # "fit" without NVML keeps every model resident: no swaps between examples.
-CATALOG = parse_catalog(
-    """
-[host]
-policy = "fit"
+ROUTES = """
 [routes.coder]
 kind = "llm"
 model = "org/coder"
@@ -107,7 +104,7 @@ max_edge = 256
 max_steps = 8
 max_images = 2
 """
-)
+CATALOG = parse_catalog('[host]\npolicy = "fit"\n' + ROUTES)
 
 
 @dataclass
