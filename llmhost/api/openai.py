@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,7 +45,9 @@ _PROTOCOLS = {
 async def _request_model(kind: str) -> Any:
     """vLLM's pydantic request class; imported off the event loop the first time (seconds)."""
     module_name, class_name = _PROTOCOLS[kind]
-    module = await asyncio.to_thread(importlib.import_module, module_name)
+    module = sys.modules.get(module_name)
+    if module is None:  # only the first request pays the thread hop
+        module = await asyncio.to_thread(importlib.import_module, module_name)
     return getattr(module, class_name)
 
 
