@@ -1,4 +1,5 @@
-"""OpenAI-compatible LLM endpoints: per route (`/{route}/v1/...`) and unified (`/openai/v1`, `/v1`).
+"""OpenAI-compatible LLM endpoints: per route (`/{route}/v1/...`) and unified (`/openai/v1`, `/v1`,
+and `/openai`, the base URL of the system llmhost replaces).
 
 Requests are validated with vLLM's own protocol models before any model is touched,
 then handed, under a lease, to vLLM's serving objects of the route's engine.
@@ -34,7 +35,7 @@ from llmhost.lifecycle.state import ModelState
 
 router = APIRouter()
 
-UNIFIED_PREFIXES = ("/openai/v1", "/v1")
+UNIFIED_PREFIXES = ("/openai/v1", "/v1", "/openai")
 
 _PROTOCOLS = {
     "chat": ("vllm.entrypoints.openai.chat_completion.protocol", "ChatCompletionRequest"),
@@ -192,12 +193,14 @@ for _prefix in UNIFIED_PREFIXES:
 
 @router.post("/openai/v1/chat/completions", tags=["llm"])
 @router.post("/v1/chat/completions", tags=["llm"])
+@router.post("/openai/chat/completions", tags=["llm"])
 async def unified_chat(request: Request) -> Response:
     return await _serve(request, "chat", None)
 
 
 @router.post("/openai/v1/completions", tags=["llm"])
 @router.post("/v1/completions", tags=["llm"])
+@router.post("/openai/completions", tags=["llm"])
 async def unified_completions(request: Request) -> Response:
     return await _serve(request, "completion", None)
 

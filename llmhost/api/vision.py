@@ -1,6 +1,7 @@
 """Image endpoints of diffusion routes: `/{route}/generate`, `/{route}/healthz`, and
 OpenAI's images API per route (`/{route}/v1/images/generations`) and unified
-(`/openai/v1/images/generations`, `/v1/images/generations`, routed by `model`).
+(`/openai/v1/images/generations`, `/v1/images/generations`, `/openai/images/generations`,
+routed by `model`).
 
 A request is checked against its route's limits before any model is touched. Then the
 job takes a place in the route's bounded queue (full: 503 with Retry-After), a lease on
@@ -309,6 +310,7 @@ def _b64(png: bytes) -> str:
 
 @router.post("/openai/v1/images/generations")
 @router.post("/v1/images/generations")
+@router.post("/openai/images/generations")
 async def unified_images(request: Request) -> Any:
     return await _images(request, None)
 
