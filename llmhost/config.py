@@ -6,15 +6,27 @@ never a traceback: `ConfigError` carries that text and `llmhost check` prints it
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from llmhost import engine_keys
+from llmhost import vllm_source
+from llmhost.gpu import GIB
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,6 +51,8 @@ RESERVED_ROUTE_NAMES = frozenset(
     }
 )
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# `vllm serve` flags that are [serving] keys here, under another name.
+_SERVING_RENAMES = {"tool_call_parser": "tool_parser", "enable_auto_tool_choice": "enable_auto_tools"}
 
 
 class ConfigError(ValueError):
@@ -73,6 +87,12 @@ class HostConfig(_Frozen):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     cors_origins: tuple[str, ...] = ()
     loading_feedback: bool = False
+    engine_margin_gib: float = Field(
+        0.75,
+        ge=0,
+        le=8,
+        description="GPU memory left free for an engine's own CUDA context when memory_gib is auto",
+    )
 
 
 class ServingConfig(_Frozen):
@@ -91,6 +111,16 @@ class ServingConfig(_Frozen):
     def auto_tools(self) -> bool:
         return self.tool_parser is not None if self.enable_auto_tools is None else self.enable_auto_tools
 
+    @field_validator("tool_parser", "reasoning_parser")
+    @classmethod
+    def _parser(cls, name: str | None, info: ValidationInfo) -> str | None:
+        # Against vLLM's registries, read from its source (nothing to check without vLLM).
+        kind = "tool" if info.field_name == "tool_parser" else "reasoning"
+        problem = vllm_source.parser_problem(kind, name) if name else None
+        if problem:
+            raise ValueError(problem)
+        return name
+
 
 class PipelineConfig(_Frozen):
     """Options of a diffusion route (VISION_* variables override them)."""
@@ -107,6 +137,21 @@ class PipelineConfig(_Frozen):
     max_images: int = Field(4, ge=1, le=16)
     max_queue: int = Field(8, ge=1, le=1024)
     device: str | None = None  # default: cuda when available, else cpu
+    # GPU memory: "model" / "sequential" keep the weights in host RAM and move them to the
+    # GPU as they run (diffusers' CPU offload); text_encoder_3 = false loads SD3 without T5.
+    offload: Literal["none", "model", "sequential"] = "none"
+    text_encoder_3: bool = True
+
+    @field_validator("max_edge")
+    @classmethod
+    def _max_edge(cls, edge: int) -> int:
+        # Image sides are multiples of 16 (backends.diffusion.DEFAULT_SIZE_MULTIPLE).
+        if edge % 16:
+            lower, upper = edge - edge % 16, edge - edge % 16 + 16
+            raise ValueError(
+                f"must be a multiple of 16 (image sides are); {edge} is not: use {lower} or {upper}"
+            )
+        return edge
 
 
 class RouteConfig(_Frozen):
@@ -116,7 +161,10 @@ class RouteConfig(_Frozen):
     served_names: tuple[str, ...] = ()
     auth: Literal["key", "none"] | None = None  # default: "key" for llm, "none" for diffusion
     idle_seconds: float | None = Field(None, gt=0)
-    memory_gib: float | None = Field(None, gt=0, description="GPU memory the model needs (fit policy)")
+    # GPU memory the model may use. llm routes: "auto" (the default) or GiB, turned into
+    # vLLM's gpu_memory_utilization at load time (llmhost.lifecycle.sizing). Diffusion
+    # routes: what the `fit` policy reserves for the pipeline (default: measured).
+    memory_gib: Annotated[float, Field(gt=0)] | Literal["auto"] | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -130,6 +178,14 @@ class RouteConfig(_Frozen):
             raise ValueError(f"'{name}' is a path the host serves itself; pick another route name")
         return name
 
+    @field_validator("memory_gib", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is None or value == "auto" or (number and value > 0):
+            return value
+        raise ValueError(f'memory_gib is a number of GiB above 0 (e.g. 6.5) or "auto", not {value!r}')
+
     @field_validator("served_names")
     @classmethod
     def _served(cls, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -139,19 +195,37 @@ class RouteConfig(_Frozen):
             raise ValueError("served_names may not contain an empty name")
         return names
 
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, engine: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Keys and values against vLLM's AsyncEngineArgs, read from its source; "32k"-style
+        sizes become integers, as vLLM's command line reads them. Every problem is reported
+        (see _explain); without vLLM installed only the route's own rules apply."""
+        if info.data.get("kind") != "llm":
+            return engine
+        problems: list[tuple[str, str]] = []
+        for key in ("model", "served_model_name"):
+            if key in engine:
+                problems.append((key, f"{key}: not set here; use the route's model / served_names"))
+        for key in vllm_source.unknown(engine):
+            if key in ServingConfig.model_fields or key in _SERVING_RENAMES:
+                hint = f"; it belongs in [serving] as {_SERVING_RENAMES.get(key, key)}"
+            else:
+                close = vllm_source.suggest(key, vllm_source.known() or ())
+                hint = f"; did you mean `{close}`?" if close else ""
+            problems.append((key, f"{key}: unknown key (vLLM's AsyncEngineArgs has no such field){hint}"))
+        values, bad = vllm_source.check_engine(engine)
+        problems += bad
+        if problems:
+            summary = "; ".join(text for _, text in problems)
+            context = {"summary": summary, "problems": problems}
+            raise PydanticCustomError("engine_values", "{summary}", context)
+        return values
+
     @model_validator(mode="after")
     def _by_kind(self) -> RouteConfig:
         if self.kind == "diffusion" and self.engine:
             raise ValueError("[engine] is for llm routes; a diffusion route takes [pipeline]")
-        if self.kind == "llm":
-            unknown = engine_keys.unknown(self.engine)
-            if unknown:
-                raise ValueError(
-                    f"[engine] has keys vLLM's AsyncEngineArgs does not know: {', '.join(unknown)}"
-                )
-            for key in ("model", "served_model_name"):
-                if key in self.engine:
-                    raise ValueError(f"[engine] may not set '{key}': use the route's model/served_names")
         return self
 
     @property
@@ -170,8 +244,69 @@ class RouteConfig(_Frozen):
     def primary_id(self) -> str:
         return self.model_ids[0]
 
+    @property
+    def memory_is_auto(self) -> bool:
+        """Whether the host sizes this route's GPU memory itself (llm routes by default)."""
+        return self.memory_gib == "auto" or (self.memory_gib is None and self.kind == "llm")
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """The GPU memory set in GiB for this route, in bytes (None: auto or unset)."""
+        return int(self.memory_gib * GIB) if isinstance(self.memory_gib, (int, float)) else None
+
     def effective_idle_seconds(self, host: HostConfig) -> float:
         return self.idle_seconds if self.idle_seconds is not None else host.idle_seconds
+
+
+_MODE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class SearchConfig(_Frozen):
+    """[search]: the modes of /tools/searxng_search, and how mode "auto" picks one."""
+
+    # Mode -> SearXNG engine names (as in SearXNG's settings.yml; searxng/settings.yml
+    # enables exactly these).
+    modes: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: {
+            "general": ("duckduckgo", "brave", "wikipedia", "wikidata"),
+            "code": ("github", "stackoverflow", "duckduckgo"),
+            "research": ("arxiv", "semantic scholar", "duckduckgo"),
+        }
+    )
+    # Mode "auto": the first mode here with a keyword contained in the model's name.
+    auto: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: {
+            "code": ("code", "coder", "deepseek-coder", "qwen-coder"),
+            "research": ("research", "r1", "deepseek-r1"),
+        }
+    )
+    default_mode: str = "general"  # "auto" when no keyword matches, or no model is given
+    max_results: int = Field(5, ge=1, le=50, description="results per answer when a request sets none")
+    timeout_seconds: float = Field(10, gt=0, le=120, description="longest wait for SearXNG; then 504")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        for name, engines in self.modes.items():
+            if name == "auto" or not _MODE_NAME.match(name):
+                raise ValueError(f"mode name '{name}': lowercase letters, digits, '-', '_'; not 'auto'")
+            if not engines or any(not e.strip() for e in engines):
+                raise ValueError(f"mode '{name}' needs at least one SearXNG engine name")
+        defined = ", ".join(self.modes)
+        for name in self.auto:
+            if name not in self.modes:
+                raise ValueError(f"[search.auto] names mode '{name}', which [search.modes] lacks ({defined})")
+        if self.default_mode not in self.modes:
+            raise ValueError(f"default_mode '{self.default_mode}' is not in [search.modes] ({defined})")
+        return self
+
+    def mode_for(self, names: tuple[str, ...]) -> str:
+        """The mode "auto" means for a model known by `names` (its id, then its route's model)."""
+        for name in names:
+            lowered = name.lower()
+            for mode, keywords in self.auto.items():
+                if any(keyword.lower() in lowered for keyword in keywords):
+                    return mode
+        return self.default_mode
 
 
 class Catalog(_Frozen):
@@ -179,6 +314,7 @@ class Catalog(_Frozen):
 
     host: HostConfig = Field(default_factory=HostConfig)
     routes: dict[str, RouteConfig]
+    search: SearchConfig = Field(default_factory=SearchConfig)
     source: str = "models.toml"
 
     @model_validator(mode="after")
@@ -225,15 +361,68 @@ class Catalog(_Frozen):
 
 def _explain(source: str, exc: ValidationError, raw: Mapping[str, Any], prefix: str = "") -> str:
     problems = []
+    seen: set[str] = set()
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
+        if err["type"] == "engine_values" and len(loc) >= 2:  # RouteConfig._engine: (key, text) pairs
+            for _, text in err["ctx"]["problems"]:
+                # The same mistake in several routes (quantization = "bitsandbytes"): explain it once.
+                short = text.split(": ", 1)[0] + ": as above" if text in seen and ": " in text else text
+                problems.append(f"[routes.{loc[1]}.engine] {short}")
+                seen.add(text)
+            continue
         where = _where(loc)
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _TYPE_MESSAGES.get(err["type"], err["msg"].removeprefix("Value error, "))
+        if "{value}" in msg:
+            msg = msg.format(value=_toml_value(err.get("input")))
         if err["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'"
+            close = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1, cutoff=0.6)
+            msg = f"unknown key '{loc[-1]}'" + (f"; did you mean `{close[0]}`?" if close else "")
         problems.append(f"{where}: {msg}" if where else msg)
     lead = f"{source}: {prefix}" if prefix else f"{source}: "
-    return lead + "; ".join(problems) + "."
+    text = "; ".join(problems)
+    return lead + text + ("" if text.endswith((".", "?")) else ".")
+
+
+# Pydantic's wording for a value of the wrong type, in the terms of a TOML file.
+_TYPE_MESSAGES = {
+    "string_type": "must be a string (in quotes), not {value}",
+    "tuple_type": 'must be a list of strings, such as ["a", "b"], not {value}',
+    "list_type": 'must be a list of strings, such as ["a", "b"], not {value}',
+    "int_type": "must be an integer, not {value}",
+    "int_parsing": "must be an integer, not {value}",
+    "int_from_float": "must be an integer, not {value}",
+    "float_type": "must be a number, not {value}",
+    "float_parsing": "must be a number, not {value}",
+    "bool_type": "must be true or false, not {value}",
+    "bool_parsing": "must be true or false, not {value}",
+    "dict_type": "must be a table, not {value}",
+    "model_type": "must be a table, not {value}",
+    "model_attributes_type": "must be a table, not {value}",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _keys_at(loc: list[str]) -> list[str]:
+    """The keys the table at `loc` accepts (for "did you mean")."""
+    model: type[BaseModel] | None = None
+    if loc == ["host"]:
+        model = HostConfig
+    elif loc == ["search"]:
+        model = SearchConfig
+    elif len(loc) == 2 and loc[0] == "routes":
+        model = RouteConfig
+    elif len(loc) == 3 and loc[0] == "routes":
+        tables: dict[str, type[BaseModel]] = {"serving": ServingConfig, "pipeline": PipelineConfig}
+        model = tables.get(loc[2])
+    return [name for name in model.model_fields if name != "name"] if model else []
 
 
 def _where(loc: list[str]) -> str:
@@ -248,6 +437,8 @@ def _where(loc: list[str]) -> str:
         return f"{table} {'.'.join(rest)}".strip() if rest else f"route '{route}' {table}"
     if loc and loc[0] == "host":
         return f"[host] {'.'.join(loc[1:])}".strip()
+    if loc and loc[0] == "search":
+        return f"[search] {'.'.join(loc[1:])}".strip()
     return ".".join(loc)
 
 
@@ -256,16 +447,20 @@ def parse_catalog(text: str, source: str = "models.toml") -> Catalog:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}.") from None
-    unknown_top = sorted(set(raw) - {"host", "routes"})
+    unknown_top = sorted(set(raw) - {"host", "routes", "search"})
     if unknown_top:
+        close = difflib.get_close_matches(unknown_top[0], ["host", "routes", "search"], n=1, cutoff=0.6)
         raise ConfigError(
             f"{source}: unknown top-level table(s) {', '.join(unknown_top)}; "
-            "expected [host] and [routes.NAME]."
+            "expected [host], [routes.NAME] and [search]"
+            + (f"; did you mean `{close[0]}`?" if close else ".")
         )
     routes = raw.get("routes")
     if not isinstance(routes, dict) or not routes:
         raise ConfigError(f"{source}: no routes defined; add at least one [routes.NAME] table.")
     data: dict[str, Any] = {"host": raw.get("host", {}), "routes": {}, "source": source}
+    if "search" in raw:
+        data["search"] = raw["search"]
     for name, table in routes.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: routes.{name} must be a table ([routes.{name}]).")

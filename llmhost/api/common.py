@@ -69,6 +69,9 @@ def route_by_path(state: HostState, request: Request, route_name: str) -> RouteC
     return route
 
 
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+
+
 def resolve_model(
     state: HostState, request: Request, model: Any, on_route: RouteConfig | None
 ) -> RouteConfig:
@@ -76,14 +79,21 @@ def resolve_model(
     model must be that route's. Unknown or keyed ids without the key are a 401 (see above)."""
     if model is None and on_route is not None:
         return on_route
-    if not isinstance(model, str) or not model:
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest(
+            f"'model' must be a string, not {_JSON_TYPES.get(type(model), 'that')}: "
+            "one of the ids GET /v1/models lists.",
+            param="model",
+        )
+    if not model:
         raise InvalidRequest("'model' is required: one of the ids GET /v1/models lists.", param="model")
     found = state.catalog.find(model)
     if found is None:
         state.keys.require(request)
+        # Every id GET /v1/models lists (aliases included); route names are accepted too.
+        known = [i for r in state.catalog.routes.values() for i in (r.served_names or (r.model,))]
         raise ModelNotFound(
-            f"The model '{model}' does not exist. Known models: "
-            f"{', '.join(r.primary_id for r in state.catalog.routes.values())}.",
+            f"The model '{model}' does not exist. Known models: {', '.join(known)} (a route name works too).",
             param="model",
         )
     state.keys.require(request, found.auth_mode)
