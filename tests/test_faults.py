@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -105,3 +106,32 @@ def _engine_pids(backend: Any) -> list[int]:
     procs = backend.engine.engine_core.resources.engine_manager.processes
     pids = [p.pid for p in procs]
     return [pid for pid in pids if pid in before]
+
+
+def test_failed_engine_start_says_why(tiny_models: Any) -> None:
+    """vLLM's root cause from the engine process, not "See root cause above"."""
+    from llmhost.tiny_models import tiny_engine_args
+
+    # A KV cache too small for one max-length sequence: the engine core refuses to start
+    # (the same check as a GPU whose free memory is short).
+    engine = {**tiny_engine_args(), "kv_cache_memory_bytes": 1024 * 1024}
+    table = "\n".join(f"{k} = {json.dumps(v)}" for k, v in engine.items())
+    catalog = parse_catalog(
+        f'[routes.small]\nkind = "llm"\nmodel = "{tiny_models.llm}"\nserved_names = ["small-kv"]\n'
+        f"[routes.small.engine]\n{table}\n"
+    )
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with ServerThread(make_app(catalog)) as server:
+        response = post(server.url, "small-kv")
+        assert response.status_code == 503
+        message = response.json()["error"]["message"]
+        assert "ValueError: To serve at least one request with the model's max seq len" in message
+        assert "root cause above" not in message
+        assert "KV cache is needed" in model_stats(server.url, "small")["last_error"]
+        # The failed engine's processes are gone before the host reports the failure.
+        left = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and "VLLM" in " ".join(p.cmdline())
+        ]
+        assert not [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

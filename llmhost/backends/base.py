@@ -8,6 +8,10 @@ from typing import Protocol
 from llmhost.config import HostConfig, RouteConfig
 
 
+class LoadFailed(RuntimeError):
+    """A backend's `start` failed; the message says why in one line, meant for users."""
+
+
 class Backend(Protocol):
     """One loaded model. Created stopped; `start` loads it, `stop` frees everything it holds.
 

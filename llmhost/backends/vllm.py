@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
-from llmhost import reaper
+from llmhost.backends.base import LoadFailed
+from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
+from llmhost.backends.engine_procs import EngineProcesses
 from llmhost.config import HostConfig, RouteConfig
 
 log = logging.getLogger("llmhost.vllm")
@@ -21,6 +25,12 @@ log = logging.getLogger("llmhost.vllm")
 # The engine core needs this long to exit cleanly; vLLM's default 5 s sometimes
 # ends in a force-kill on CPU.
 SHUTDOWN_TIMEOUT_SECONDS = 30.0
+# After vLLM's shutdown returns, how long its processes get to be gone before we kill them.
+PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
+
+
+class EngineStartError(LoadFailed):
+    """The engine did not start; the message is vLLM's root cause, in one line."""
 
 
 class VllmBackend:
@@ -34,23 +44,42 @@ class VllmBackend:
         # metrics from the global registry whenever a new engine starts, so we keep our
         # own references to each resident engine's (see llmhost.metrics).
         self.metric_collectors: list[Any] = []
-        self._engine_pids: list[int] = []
+        self._procs: EngineProcesses | None = None
+        self._failure_log: Path | None = None
 
     async def start(self) -> None:
-        self.engine = await asyncio.to_thread(self._create_engine)
-        self._engine_pids = _engine_pids(self.engine)
-        reaper.watch(self._engine_pids)
+        # The engine's processes go to the watchdog as they appear: a host killed while
+        # the engine starts must not leave them holding GPU memory.
+        procs = self._procs = EngineProcesses()
+        procs.start_watching()
+        try:
+            self.engine = await asyncio.to_thread(self._create_engine)
+        except Exception as exc:
+            raise EngineStartError(root_cause(exc, self._failure_log)) from exc
+        finally:
+            procs.stop_watching()
+        procs.add(_engine_pids(self.engine))
         self.metric_collectors = _vllm_collectors()
         await self._build_serving()
 
     def _create_engine(self) -> Any:
+        # spawn everywhere: vLLM itself picks it under WSL2 or once CUDA is initialized in
+        # this process (the diffusion pipeline does that), fork otherwise; one start method
+        # means one behaviour to test. A user's explicit choice is kept.
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        engine = dict(self.route.engine)
+        if not {"logging_config", "log_config_file"} & engine.keys():
+            self._failure_log = new_log_file(self.route.name)
+            logging_config = capture_config(self._failure_log)
+            if logging_config is not None:
+                engine["logging_config"] = logging_config
         args = AsyncEngineArgs(
             model=self.route.model,
             served_model_name=list(self.route.model_ids),
-            **self.route.engine,
+            **engine,
         )
         return AsyncLLM.from_engine_args(args)
 
@@ -105,8 +134,17 @@ class VllmBackend:
         engine, self.engine = self.engine, None
         self.chat = self.completion = self.models = None
         self.metric_collectors = []
-        if engine is None:
-            return
+        procs, self._procs = self._procs, None
+        try:
+            if engine is not None:
+                await self._shutdown(engine)
+        finally:
+            if procs is not None:
+                # vLLM's shutdown SIGKILLs a slow engine without waiting for it to exit:
+                # the memory is only free once the processes are really gone.
+                await asyncio.to_thread(procs.wait_gone, PROCESS_EXIT_TIMEOUT_SECONDS)
+
+    async def _shutdown(self, engine: Any) -> None:
         # Cancel the output handler here, on its own loop, before the engine core goes
         # away: otherwise it sees the dead engine and logs an alarming EngineDeadError
         # at every ordinary idle unload.
@@ -116,8 +154,6 @@ class VllmBackend:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await handler
         await asyncio.to_thread(engine.shutdown, SHUTDOWN_TIMEOUT_SECONDS)
-        reaper.forget(self._engine_pids)
-        self._engine_pids = []
 
     def failure(self) -> str | None:
         engine = self.engine

@@ -28,17 +28,22 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from llmhost.backends.base import Backend, BackendFactory
+from llmhost.backends.base import Backend, BackendFactory, LoadFailed
+from llmhost.backends.engine_failure import describe
 from llmhost.config import Catalog, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
-from llmhost.gpu import GIB, GpuMonitor
-from llmhost.lifecycle.policy import Resident, configured_need_bytes, plan_eviction
+from llmhost.gpu import GIB, GpuMemory, GpuMonitor
+from llmhost.lifecycle.policy import Resident, plan_eviction
+from llmhost.lifecycle.sizing import EngineBudget, engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState, is_resident
 
 log = logging.getLogger("llmhost.lifecycle")
 
 Clock = Callable[[], float]
+# A route's estimated GPU need in bytes (llmhost.estimate), None when unknown. Called in a
+# worker thread: it may read config files from the model cache.
+Estimator = Callable[[RouteConfig], "int | None"]
 
 
 class ModelManager:
@@ -49,12 +54,14 @@ class ModelManager:
         gpu: GpuMonitor,
         *,
         clock: Clock = time.monotonic,
+        estimator: Estimator | None = None,
     ) -> None:
         self.catalog = catalog
         self.host = catalog.host
         self._factory = backend_factory
         self._gpu = gpu
         self._clock = clock
+        self._estimator = estimator if estimator is not None else _estimate_need
         self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
         self._wake = asyncio.Event()
         self._op: asyncio.Task[None] | None = None
@@ -67,13 +74,46 @@ class ModelManager:
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="llmhost-scheduler")
+        self._estimate_needs()
+
+    def _estimate_needs(self) -> None:
+        """Under `fit`, estimate what each auto-sized route needs, off the event loop."""
+        if self.host.policy != "fit":
+            return
+        slots = [
+            s
+            for s in self.slots.values()
+            if s.route.kind == "llm" and s.route.memory_is_auto and s.estimated_bytes is None
+        ]
+        slots = [s for s in slots if not s.estimate_pending]
+        if not slots:
+            return
+        for slot in slots:
+            slot.estimate_pending = True
+        self._spawn(self._estimate(slots), "estimate-needs")
+
+    async def _estimate(self, slots: list[Slot]) -> None:
+        for slot in slots:
+            route = slot.route
+            try:
+                estimate = await asyncio.to_thread(self._estimator, route)
+            except Exception as exc:  # an estimate is advice: never fatal
+                log.warning("could not estimate the memory need of %s: %s", route.primary_id, exc)
+                estimate = None
+            if slot.route is route:
+                slot.estimated_bytes = estimate
+            slot.estimate_pending = False
+            self._wake.set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def prewarm(self, names: Iterable[str]) -> None:
         """Load these routes in the background; start-up does not wait for them."""
         for name in names:
-            task = asyncio.create_task(self._prewarm_one(name), name=f"prewarm-{name}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._prewarm_one(name), f"prewarm-{name}")
 
     async def _prewarm_one(self, name: str) -> None:
         log.info("prewarm: loading %s", name)
@@ -153,6 +193,7 @@ class ModelManager:
                 changes["removed"].append(name)
         self.catalog = catalog
         self.host = catalog.host
+        self._estimate_needs()
         log.info(
             "configuration reloaded: added %s, removed %s, changed %s",
             *(", ".join(changes[k]) or "none" for k in ("added", "removed", "changed")),
@@ -266,6 +307,8 @@ class ModelManager:
             assert slot.next_route is not None
             slot.route, slot.next_route = slot.next_route, None
             slot.measured_bytes = slot.failed_at = None  # a fixed route retries at once
+            slot.estimated_bytes = None
+            self._estimate_needs()
         return False
 
     def _check_failed(self, slot: Slot, now: float, deadlines: list[float]) -> None:
@@ -310,8 +353,8 @@ class ModelManager:
             return
         # 2. Bring in the model whose request has waited longest.
         wanted = self._most_waited()
-        if wanted is None:
-            return
+        if wanted is None or wanted.estimate_pending:
+            return  # an estimate in progress wakes the scheduler when it is done
         residents = [s for s in self.slots.values() if s is not wanted and is_resident(s.state)]
         gpu = self._gpu.memory()
         need = self._need_bytes(wanted, gpu.total_bytes if gpu else None)
@@ -354,9 +397,22 @@ class ModelManager:
         return min(candidates, key=lambda s: s.oldest_wait() or 0.0, default=None)
 
     def _need_bytes(self, slot: Slot, total: int | None) -> int | None:
-        if slot.route.memory_gib is None and slot.measured_bytes is not None:
-            return slot.measured_bytes
-        return configured_need_bytes(slot.route, total)
+        return need_bytes(
+            slot.route,
+            self.host.policy,
+            total,
+            measured_bytes=slot.measured_bytes,
+            estimate_bytes=slot.estimated_bytes,
+        )
+
+    def _budget(self, slot: Slot, gpu: GpuMemory | None) -> EngineBudget:
+        return engine_budget(
+            slot.route,
+            self.host.policy,
+            gpu,
+            margin_bytes=int(self.host.engine_margin_gib * GIB),
+            estimate_bytes=slot.estimated_bytes,
+        )
 
     def _mark_evicting(self, slot: Slot, reason: str, now: float, *, bounded: bool = True) -> None:
         slot.evicting = reason
@@ -399,9 +455,21 @@ class ModelManager:
                 f"{before.free_bytes / GIB:.1f} GiB is free",
             )
             return
+        budget = self._budget(slot, before)
+        if budget.error is not None:
+            self._fail(slot, budget.error)
+            return
+        slot.budget_bytes = budget.bytes
         kind = "swap" if slot.swap_pending else "cold start"
-        log.info("loading %s (%s, %s) from %s", route.primary_id, route.name, kind, route.model)
-        backend = self._factory(route, self.host)
+        log.info(
+            "loading %s (%s, %s) from %s; GPU memory: %s",
+            route.primary_id,
+            route.name,
+            kind,
+            route.model,
+            budget.reason if budget.utilization is None else f"{budget.reason} -> {budget.utilization:g}",
+        )
+        backend = self._factory(sized_route(route, budget), self.host)
         start = asyncio.create_task(backend.start())
         done, _ = await asyncio.wait({start}, timeout=self.host.start_timeout_seconds)
         if not done:
@@ -456,6 +524,7 @@ class ModelManager:
         if backend is not None:
             await self._stop_quietly(backend, route)
         slot.backend = None
+        slot.budget_bytes = None
         slot.evicting = None
         slot.drain_started = None
         slot.drain_bounded = True
@@ -505,6 +574,7 @@ class ModelManager:
 
     def _fail(self, slot: Slot, reason: str) -> None:
         slot.to(ModelState.FAILED)
+        slot.budget_bytes = None
         slot.last_error = reason
         slot.failed_at = self._clock()
         slot.swap_pending = False
@@ -537,6 +607,13 @@ class ModelManager:
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+    if isinstance(error, LoadFailed):
+        return str(error)  # already the one line users need (e.g. vLLM's root cause)
+    return describe(error)
+
+
+def _estimate_need(route: RouteConfig) -> int | None:
+    """The default estimator: llmhost.estimate, from the files in the model cache."""
+    from llmhost.estimate import estimate_route
+
+    return estimate_route(route).need_bytes

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from llmhost.config import RouteConfig
 from llmhost.gpu import GIB, GpuMemory
 
 Policy = Literal["exclusive", "fit"]
@@ -84,21 +83,3 @@ def _plan_fit(target: str, need: int | None, others: Sequence[Resident], gpu: Gp
         f"{target} needs {need / GIB:.1f} GiB; only {available / GIB:.1f} GiB "
         "would be free with every other model unloaded (other processes use the rest)",
     )
-
-
-# vLLM's own default for gpu_memory_utilization.
-VLLM_DEFAULT_UTILIZATION = 0.9
-
-
-def configured_need_bytes(route: RouteConfig, total_bytes: int | None) -> int | None:
-    """GPU memory a route will take according to its configuration, when that says.
-
-    vLLM claims `gpu_memory_utilization` x total at start; a diffusion pipeline's need
-    is only known once measured (or from `memory_gib`).
-    """
-    if route.memory_gib is not None:
-        return int(route.memory_gib * GIB)
-    if route.kind == "llm" and total_bytes is not None:
-        share = float(route.engine.get("gpu_memory_utilization", VLLM_DEFAULT_UTILIZATION))
-        return int(share * total_bytes)
-    return None

@@ -64,6 +64,9 @@ class Slot:
     evictions: int = 0
     cold_starts: list[float] = field(default_factory=list)
     measured_bytes: int | None = None
+    estimated_bytes: int | None = None  # llmhost.estimate's figure (fit policy, auto memory)
+    estimate_pending: bool = False
+    budget_bytes: int | None = None  # the GPU memory the host gave the running engine
     last_error: str | None = None
     failed_at: float | None = None
 
@@ -99,6 +102,8 @@ class Slot:
             "in_flight": len(self.active),
             "waiting": len(self.waiting),
             "memory_bytes": self.measured_bytes,
+            "memory_budget_bytes": self.budget_bytes,
+            "estimated_bytes": self.estimated_bytes,
             "last_error": self.last_error,
         }
 

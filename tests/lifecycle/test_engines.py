@@ -199,3 +199,53 @@ def test_sigkill_of_the_host_leaves_no_engine_behind(tiny_models: Any, tmp_path:
     started = time.monotonic()
     assert wait_until(lambda: not any(_alive(p.pid) for p in engines), 10)
     assert time.monotonic() - started < 10
+
+
+def test_sigkill_during_a_load_leaves_no_engine_behind(tiny_models: Any, tmp_path: Path) -> None:
+    """The watchdog knows an engine's processes from the moment they exist, not only
+    once the load finished: a host killed mid-load must not leave them holding memory."""
+    config = tmp_path / "models.toml"
+    config.write_text(two_routes(tiny_models, ""))
+    port = _free_port()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    engines: list[psutil.Process] = []
+    try:
+        assert wait_until(lambda: _healthy(url), 30)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(_chat_quietly, url, "coder-fast")
+
+            def engine_started() -> bool:
+                engines[:] = [
+                    p
+                    for p in psutil.Process(host.pid).children(recursive=True)
+                    if "VLLM" in " ".join(p.cmdline())
+                ]
+                return bool(engines)
+
+            assert wait_until(engine_started, 60)
+            state = {m["route"]: m for m in httpx.get(f"{url}/stats").json()["models"]}["coder"]["state"]
+            assert state == "loading"  # the engine process exists, the load is not done
+            host.kill()
+            host.wait()
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+    assert wait_until(lambda: not any(_alive(p.pid) for p in engines), 10)
+
+
+def _chat_quietly(url: str, model: str) -> None:
+    try:
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+            timeout=120,
+        )
+    except httpx.HTTPError:
+        pass  # the host is killed under this request on purpose

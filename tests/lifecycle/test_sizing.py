@@ -1,0 +1,186 @@
+"""Engine memory budgets in GiB: the pure functions, then the manager passing them to vLLM."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+
+from llmhost.config import RouteConfig
+from llmhost.errors import ModelUnavailable
+from llmhost.gpu import GIB, GpuMemory
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
+from tests.fakes import FakeGpu, Recorder, catalog
+
+# A 16 GB card as NVML reports it (15.99 GiB) with the Windows desktop holding 1.3 GiB.
+CARD = int(15.99 * GIB)
+DESKTOP = int(1.3 * GIB)
+MARGIN = int(0.75 * GIB)
+
+
+def _route(kind: str = "llm", memory_gib: Any = None, **engine: Any) -> RouteConfig:
+    fields: dict[str, Any] = {"name": "r", "kind": kind, "model": "org/m", "memory_gib": memory_gib}
+    if engine:
+        fields["engine"] = engine
+    return RouteConfig(**fields)
+
+
+def _gpu(free: int, total: int = CARD) -> GpuMemory:
+    return GpuMemory(total_bytes=total, free_bytes=free)
+
+
+@pytest.mark.parametrize(
+    ("route", "policy", "gpu", "estimate", "expected_bytes", "reason_part"),
+    [
+        # auto under exclusive: everything free less the margin, so the KV cache gets the rest.
+        (_route(), "exclusive", _gpu(CARD - DESKTOP), None, CARD - DESKTOP - MARGIN, "auto"),
+        # auto under fit: the estimate, so other models can stay resident beside it.
+        (_route(), "fit", _gpu(CARD - DESKTOP), 7 * GIB, 7 * GIB, "estimated"),
+        # auto under fit without an estimate: as under exclusive.
+        (_route(), "fit", _gpu(CARD - DESKTOP), None, CARD - DESKTOP - MARGIN, "auto"),
+        # memory_gib in GiB, whatever the policy.
+        (_route(memory_gib=6.5), "exclusive", _gpu(CARD - DESKTOP), 9 * GIB, int(6.5 * GIB), "memory_gib"),
+    ],
+)
+def test_budget_becomes_a_utilization_vllm_accepts(
+    route: RouteConfig,
+    policy: str,
+    gpu: GpuMemory,
+    estimate: int | None,
+    expected_bytes: int,
+    reason_part: str,
+) -> None:
+    budget = engine_budget(route, policy, gpu, margin_bytes=MARGIN, estimate_bytes=estimate)
+    assert budget.error is None
+    assert budget.bytes == expected_bytes
+    assert budget.utilization is not None and reason_part in budget.reason
+    # vLLM requests ceil(total x utilization) and refuses it when the free memory it sees
+    # after its own context (free - margin) is smaller: the rounding must stay inside.
+    assert math.ceil(gpu.total_bytes * budget.utilization) <= expected_bytes
+    assert math.ceil(gpu.total_bytes * budget.utilization) <= gpu.free_bytes - MARGIN
+    assert expected_bytes - gpu.total_bytes * budget.utilization < 0.001 * GIB + gpu.total_bytes / 10_000
+
+
+def test_fixed_fraction_that_vllm_would_refuse_is_why_auto_exists() -> None:
+    """0.9 of a 16 GB card with the desktop running is more than is free (vLLM's refusal)."""
+    free_for_engine = CARD - DESKTOP - MARGIN
+    assert math.ceil(CARD * 0.9) > free_for_engine
+    budget = engine_budget(_route(), "exclusive", _gpu(CARD - DESKTOP), margin_bytes=MARGIN)
+    assert budget.utilization is not None and budget.utilization < 0.9
+
+
+@pytest.mark.parametrize(
+    ("route", "gpu", "reason_part"),
+    [
+        (_route(gpu_memory_utilization=0.8), _gpu(CARD), "from [engine]"),  # the user's value wins
+        (_route(), None, "no NVML"),  # vLLM's default applies
+        (_route(kind="diffusion"), _gpu(CARD), "not a vLLM engine"),
+    ],
+)
+def test_budget_left_to_the_engine(route: RouteConfig, gpu: GpuMemory | None, reason_part: str) -> None:
+    budget = engine_budget(route, "exclusive", gpu, margin_bytes=MARGIN)
+    assert budget.utilization is None and budget.error is None
+    assert reason_part in budget.reason
+    assert sized_route(route, budget) is route
+
+
+@pytest.mark.parametrize(
+    ("route", "free", "message"),
+    [
+        (_route(memory_gib=14.0), CARD - DESKTOP, r"needs 14\.00 GiB \(memory_gib 14\) but only 14\.69 GiB"),
+        (_route(), int(0.5 * GIB), r"only 0\.50 GiB of 15\.99 GiB GPU memory is free"),
+    ],
+)
+def test_budget_refuses_what_cannot_start(route: RouteConfig, free: int, message: str) -> None:
+    budget = engine_budget(route, "exclusive", _gpu(free), margin_bytes=MARGIN)
+    assert budget.utilization is None
+    assert budget.error is not None
+    assert "engine_margin_gib" in budget.error
+    assert re.search(message, budget.error), budget.error
+
+
+def test_sized_route_sets_only_the_utilization() -> None:
+    route = _route(max_model_len=8192)
+    budget = engine_budget(route, "exclusive", _gpu(12 * GIB, 16 * GIB), margin_bytes=GIB)
+    sized = sized_route(route, budget)
+    assert sized.engine == {"max_model_len": 8192, "gpu_memory_utilization": 0.6875}
+    assert route.engine == {"max_model_len": 8192}  # the configured route is unchanged
+
+
+@pytest.mark.parametrize(
+    ("route", "policy", "measured", "estimate", "expected"),
+    [
+        (_route(memory_gib=6.0), "exclusive", None, None, 6 * GIB),
+        (_route(gpu_memory_utilization=0.5), "fit", None, None, 8 * GIB),
+        (_route(), "exclusive", 9 * GIB, 7 * GIB, None),  # auto takes what is free: no fixed need
+        (_route(), "fit", 9 * GIB, 7 * GIB, 7 * GIB),
+        (_route(), "fit", 9 * GIB, None, 9 * GIB),
+        (_route(kind="diffusion"), "fit", 5 * GIB, None, 5 * GIB),
+        (_route(kind="diffusion"), "fit", None, None, None),
+    ],
+)
+def test_need_bytes(
+    route: RouteConfig, policy: str, measured: int | None, estimate: int | None, expected: int | None
+) -> None:
+    assert need_bytes(route, policy, 16 * GIB, measured_bytes=measured, estimate_bytes=estimate) == expected
+
+
+# ---- the manager hands the budget to the engine ------------------------------------------
+
+
+class _Capture(Recorder):
+    engines: list[dict[str, Any]]
+
+    def factory(self, route: RouteConfig, host: Any) -> Any:
+        self.engines.append(dict(route.engine))
+        return super().factory(route, host)
+
+
+async def test_manager_sizes_auto_engine_from_nvml_at_load_time() -> None:
+    rec = _Capture()
+    rec.engines = []
+    rec.gpu = FakeGpu(total_bytes=16 * GIB, used={"desktop": 2 * GIB})
+    manager = ModelManager(catalog("exclusive", ("a",), engine_margin_gib=1.0), rec.factory, rec.gpu)
+    manager.start()
+    async with manager.lease("a"):
+        pass
+    # 14 GiB free, 1 GiB margin: 13 GiB of 16.
+    assert rec.engines == [{"gpu_memory_utilization": 0.8125}]
+    stats = {s["route"]: s for s in manager.snapshot()}
+    assert stats["a"]["memory_budget_bytes"] == 13 * GIB
+    await manager.close()
+
+
+async def test_manager_fit_uses_the_estimate_and_keeps_both() -> None:
+    rec = _Capture()
+    rec.engines = []
+    rec.gpu = FakeGpu(total_bytes=16 * GIB)
+    rec.memory = {"a": 6 * GIB, "b": 6 * GIB}
+    estimates = {"a": 6 * GIB, "b": 6 * GIB}
+    manager = ModelManager(
+        catalog("fit", ("a", "b")), rec.factory, rec.gpu, estimator=lambda r: estimates[r.name]
+    )
+    manager.start()
+    async with manager.lease("a"):
+        pass
+    async with manager.lease("b"):
+        pass
+    assert rec.live == {"a", "b"}
+    assert rec.engines == [{"gpu_memory_utilization": 0.375}, {"gpu_memory_utilization": 0.375}]
+    await manager.close()
+
+
+async def test_manager_refuses_a_budget_that_cannot_start_without_loading() -> None:
+    rec = _Capture()
+    rec.engines = []
+    rec.gpu = FakeGpu(total_bytes=16 * GIB, used={"desktop": int(15.6 * GIB)})
+    manager = ModelManager(catalog("exclusive", ("a",)), rec.factory, rec.gpu)
+    manager.start()
+    with pytest.raises(ModelUnavailable, match="engine_margin_gib"):
+        async with manager.lease("a"):
+            pass
+    assert rec.engines == []
+    await manager.close()
