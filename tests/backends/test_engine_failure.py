@@ -33,24 +33,21 @@ from llmhost.backends.engine_failure import capture_config, describe, root_cause
 
 # What the engine core process writes through our handler when it fails to start
 # (format "%(message)s" plus the traceback), as seen from vLLM 0.32 on this machine.
-FREE_MEMORY_LOG = """EngineCore failed to start.
-Traceback (most recent call last):
-  File "/venv/lib/python3.11/site-packages/vllm/v1/engine/core.py", line 1480, in run_engine_core
-    engine_core = EngineCoreProc(*args, engine_index=dp_rank, **kwargs)
-  File "/venv/lib/python3.11/site-packages/vllm/v1/worker/utils.py", line 761, in request_memory
-    raise ValueError(
-"""
+FREE_MEMORY_LOG = (
+    "EngineCore failed to start.\n"
+    "Traceback (most recent call last):\n"
+    '  File "/venv/lib/python3.11/site-packages/vllm/v1/worker/utils.py", line 761, in request_memory\n'
+    "    raise ValueError(\n"
     "ValueError: Free memory on device cuda:0 (13.71/15.99 GiB) on startup is less than desired GPU "
     "memory utilization (0.9, 14.39 GiB). Decrease GPU memory utilization or reduce GPU memory used "
     "by other processes.\n"
 )
 
 VALIDATION_LOG = (
-    """EngineCore failed to start.
-Traceback (most recent call last):
-  File "/venv/lib/python3.11/site-packages/vllm/config/model.py", line 400, in __post_init__
-pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig
-"""
+    "EngineCore failed to start.\n"
+    "Traceback (most recent call last):\n"
+    '  File "/venv/lib/python3.11/site-packages/vllm/config/model.py", line 400, in __post_init__\n'
+    "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n"
     "  Value error, Unknown quantization method: bitsandbytes. Must be one of ['awq', 'gptq']. "
     "[type=value_error, input_value=ArgsKwargs((), {}), input_type=ArgsKwargs]\n"
     "    For further information visit https://errors.pydantic.dev/2.12/v/value_error\n"
