@@ -34,7 +34,7 @@ def load(config: Path | None) -> tuple[Settings, Catalog]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    _, catalog = load(args.config)
+    settings, catalog = load(args.config)
     rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
     for r in catalog.routes.values():
         rows.append(
@@ -55,7 +55,33 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"\n{catalog.source}: {len(catalog.routes)} routes, policy {host.policy}, "
         f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
     )
+    _print_fit(args, settings, catalog)
     return 0
+
+
+def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -> None:
+    """The fit estimate of `check`: for --gpu-memory GIB, else for the GPU NVML sees."""
+    import os
+
+    from llmhost import estimate
+
+    if args.gpu_memory is not None:
+        if not args.gpu_memory > 0:
+            raise ConfigError(f"--gpu-memory is the GPU's size in GiB (e.g. 16), not {args.gpu_memory:g}.")
+        gpu_bytes, label = int(args.gpu_memory * estimate.GIB), "--gpu-memory"
+    else:
+        detected, label = estimate.detected_gpu_bytes()
+        if detected is None:
+            print(f"\nNo fit estimate: no GPU seen ({label}); pass --gpu-memory GIB for one.")
+            return
+        gpu_bytes = detected
+    if args.online:
+        settings.export_hub_token()
+    # The cache `llmhost serve` uses: HF_HOME/HF_HUB_CACHE when set, else settings.hf_home.
+    env_cache = "HF_HOME" in os.environ or "HF_HUB_CACHE" in os.environ
+    cache = None if env_cache or not settings.hf_home.is_dir() else settings.hf_home / "hub"
+    estimates = estimate.estimate_routes(catalog.routes.values(), cache_dir=cache, online=args.online)
+    print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -202,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    check.add_argument(
+        "--gpu-memory",
+        type=float,
+        metavar="GIB",
+        help="estimate each route's fit on a GPU of this many GiB (default: the GPU NVML sees)",
+    )
+    check.add_argument("--online", action="store_true", help="read sizes missing from the cache from the Hub")
     check.set_defaults(func=cmd_check)
     return parser
 
