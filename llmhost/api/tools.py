@@ -2,7 +2,14 @@
 
 A thin, keyed front for SearXNG's JSON API (`/search?format=json`): the model host is
 the one address clients know, SearXNG stays on loopback, and results come back in a
-small stable shape: `{query, results: [{title, url, content, engine}]}`.
+small stable shape:
+
+    {query, mode, engines_used, results: [{title, url, snippet, content, engine}],
+     unresponsive_engines: [{engine, error}]}
+
+A search mode (models.toml `[search.modes]`) picks the SearXNG engines; mode "auto"
+picks the mode from the chat's model name (`[search.auto]`). `content` repeats
+`snippet` for clients written before modes existed.
 """
 
 from __future__ import annotations
@@ -10,84 +17,182 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmhost.api.common import host_state, json_body
+from llmhost.api.common import HostState, host_state, json_body
+from llmhost.config import SearchConfig
 from llmhost.errors import HostError, InvalidRequest
 
 router = APIRouter(tags=["tools"])
 
+SETUP_HINT = "see searxng/README.md"
+
 
 class SearchUnavailable(HostError):
+    """SearXNG is down, refused, or answered something that is not its JSON."""
+
     status = 502
     type = "server_error"
     code = "search_unavailable"
+
+
+class SearchTimeout(HostError):
+    status = 504
+    type = "server_error"
+    code = "search_timeout"
+
+
+class SearchEnginesFailed(HostError):
+    """SearXNG answered, but with no results while its engines failed: not "nothing found"."""
+
+    status = 502
+    type = "server_error"
+    code = "search_engines_failed"
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=2000)
-    max_results: int = Field(5, ge=1, le=50)
+    max_results: int | None = Field(None, ge=1, le=50)
     language: str | None = Field(None, max_length=16)
     time_range: str | None = Field(None, pattern="^(day|week|month|year)$")
+    mode: str = Field("auto", min_length=1, max_length=32)
+    model: str | None = Field(None, max_length=256)
+
+
+def resolve_mode(state: HostState, search: SearchRequest) -> str:
+    """The mode a request asks for, with "auto" resolved from its model's names."""
+    config: SearchConfig = state.catalog.search
+    if search.mode != "auto":
+        if search.mode not in config.modes:
+            choices = ", ".join(["auto", *config.modes])
+            raise InvalidRequest(f"Unknown search mode '{search.mode}'; use one of {choices}.", param="mode")
+        return search.mode
+    if not search.model:
+        return config.default_mode
+    route = state.catalog.find(search.model)
+    # A served name ("general-reasoner") often hides what the model is; its route's
+    # model id ("deepseek-ai/DeepSeek-R1-...") says it.
+    names = (search.model, route.model) if route is not None else (search.model,)
+    return config.mode_for(names)
+
+
+def _unresponsive(raw: Any) -> list[dict[str, str]]:
+    """SearXNG's `[[engine, error], ...]` as `[{engine, error}, ...]`."""
+    found = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, (list, tuple)) and item:
+            error = str(item[1]) if len(item) > 1 else "unknown error"
+            found.append({"engine": str(item[0]), "error": error})
+    return found
+
+
+def _result(item: dict[str, Any]) -> dict[str, Any]:
+    snippet = str(item.get("content") or "")
+    return {
+        "title": str(item.get("title") or ""),
+        "url": str(item["url"]),
+        "snippet": snippet,
+        "content": snippet,
+        "engine": item.get("engine"),
+    }
 
 
 async def _search(request: Request, search: SearchRequest) -> dict[str, Any]:
     state = host_state(request)
-    state.keys.require(request)
-    params = {"q": search.query, "format": "json"}
+    config = state.catalog.search
+    mode = resolve_mode(state, search)
+    engines = config.modes[mode]
+    params = {"q": search.query, "format": "json", "engines": ",".join(engines)}
     if search.language:
         params["language"] = search.language
     if search.time_range:
         params["time_range"] = search.time_range
     base = state.settings.searxng_url.rstrip("/")
     try:
-        async with httpx.AsyncClient(timeout=15) as client:
+        async with httpx.AsyncClient(timeout=config.timeout_seconds) as client:
             response = await client.get(f"{base}/search", params=params)
+    except httpx.TimeoutException:
+        raise SearchTimeout(
+            f"SearXNG at {base} did not answer within {config.timeout_seconds:g} s "
+            "([search] timeout_seconds in models.toml).",
+            retry_after=30,
+        ) from None
     except httpx.HTTPError as exc:
         raise SearchUnavailable(
-            f"SearXNG at {base} is unreachable ({type(exc).__name__}); see searxng/README.md.",
+            f"SearXNG at {base} is unreachable ({type(exc).__name__}); is it running? {SETUP_HINT}.",
             retry_after=30,
         ) from None
     if response.status_code == 403:
-        raise SearchUnavailable(f"SearXNG at {base} refused JSON output: add json to search.formats.")
+        raise SearchUnavailable(
+            f"SearXNG at {base} refused JSON output (403): enable json in search.formats "
+            f"of its settings.yml and restart it; {SETUP_HINT}."
+        )
     if response.status_code != 200:
-        raise SearchUnavailable(f"SearXNG at {base} answered {response.status_code}.")
+        raise SearchUnavailable(f"SearXNG at {base} answered {response.status_code}; {SETUP_HINT}.")
     try:
-        raw = response.json().get("results", [])
+        answer = response.json()
     except ValueError:
-        raise SearchUnavailable(f"SearXNG at {base} did not answer JSON.") from None
-    results = [
-        {
-            "title": str(item.get("title", "")),
-            "url": str(item.get("url", "")),
-            "content": str(item.get("content", "")),
-            "engine": item.get("engine"),
-        }
-        for item in raw[: search.max_results]
-        if isinstance(item, dict) and item.get("url")
-    ]
-    return {"query": search.query, "results": results}
+        answer = None
+    if not isinstance(answer, dict):
+        raise SearchUnavailable(f"SearXNG at {base} did not answer a JSON object; {SETUP_HINT}.")
+    raw = answer.get("results")
+    hits = (
+        [item for item in raw if isinstance(item, dict) and item.get("url")] if isinstance(raw, list) else []
+    )
+    unresponsive = _unresponsive(answer.get("unresponsive_engines"))
+    if not hits and unresponsive:
+        failed = "; ".join(f"{u['engine']}: {u['error']}" for u in unresponsive)
+        rest = [e for e in engines if e not in {u["engine"] for u in unresponsive}]
+        others = f" ({', '.join(rest)} found nothing)" if rest else ""
+        raise SearchEnginesFailed(
+            f"Search '{mode}' got no results because its engines failed{others}: {failed}. "
+            "Check that SearXNG can reach the internet; retry later.",
+            retry_after=30,
+        )
+    limit = search.max_results or config.max_results
+    return {
+        "query": search.query,
+        "mode": mode,
+        "engines_used": list(engines),
+        "results": [_result(item) for item in hits[:limit]],
+        "unresponsive_engines": unresponsive,
+    }
 
 
-@router.get("/tools/searxng_search")
-async def search_get(
-    request: Request,
-    q: str = Query(min_length=1, max_length=2000),
-    max_results: int = Query(5, ge=1, le=50),
-) -> dict[str, Any]:
-    return await _search(request, SearchRequest(query=q, max_results=max_results))
-
-
-@router.post("/tools/searxng_search")
-async def search_post(request: Request) -> dict[str, Any]:
-    body = await json_body(request)
+def _validated(fields: dict[str, Any]) -> SearchRequest:
     try:
-        search = SearchRequest.model_validate(body)
+        return SearchRequest.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise InvalidRequest(f"Invalid search request: {first['msg']}.", param=param) from None
+
+
+@router.get("/tools/searxng_search")
+async def search_get(request: Request) -> dict[str, Any]:
+    """`?q=...&mode=...&model=...&max_results=...&language=...&time_range=...`"""
+    host_state(request).keys.require(request)
+    params = request.query_params
+    # Other parameters are ignored, as FastAPI's query parsing did before modes existed.
+    fields: dict[str, Any] = {k: params[k] for k in SearchRequest.model_fields if k in params}
+    query = params.get("q", fields.get("query"))
+    if query is None:
+        raise InvalidRequest("Missing query parameter 'q'.", param="q")
+    fields["query"] = query
+    try:
+        search = _validated(fields)
+    except InvalidRequest as exc:
+        if exc.param == "query" and "q" in params:
+            exc.param = "q"
+        raise
     return await _search(request, search)
+
+
+@router.post("/tools/searxng_search")
+async def search_post(request: Request) -> dict[str, Any]:
+    """`{query, mode?, model?, max_results?, language?, time_range?}`"""
+    host_state(request).keys.require(request)
+    return await _search(request, _validated(await json_body(request)))
