@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     vision_enable_tiling: bool | None = None
     vision_enable_attention_slicing: bool | None = None
     vision_max_edge: int | None = Field(None, ge=64, le=4096)
+    vision_offload: Literal["none", "model", "sequential"] | None = None
+    vision_text_encoder_3: bool | None = None
 
     searxng_url: str = "http://127.0.0.1:8080"  # SEARXNG_URL, for /tools/searxng_search
     llmhost_config: Path = Path("models.toml")
@@ -83,6 +85,8 @@ class Settings(BaseSettings):
             "enable_tiling": self.vision_enable_tiling,
             "enable_attention_slicing": self.vision_enable_attention_slicing,
             "max_edge": self.vision_max_edge,
+            "offload": self.vision_offload,
+            "text_encoder_3": self.vision_text_encoder_3,
         }
         pipeline = {k: v for k, v in pipeline.items() if v is not None}
         if pipeline:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import importlib.util
 import inspect
 import io
 import logging
@@ -50,6 +51,41 @@ class ImageJob:
     width: int | None = None
     height: int | None = None
     count: int = 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a pipeline goes onto its device: `offload` is what the loader does."""
+
+    offload: str  # "none": the whole pipeline on the device; "model" / "sequential": hooks
+    warning: str | None = None  # to log once, when the option asked for cannot apply
+
+
+def plan_placement(device: str, offload: str, *, accelerate: bool) -> Placement:
+    """Decide how to place the pipeline for the `offload` option on `device`.
+
+    Offload keeps the weights in host memory and moves them to an accelerator as they
+    run: on a CPU device the weights are in host memory already, so the pipeline loads
+    normally and the caller logs the warning. Offload on an accelerator without the
+    `accelerate` package is refused: loading whole instead would not fit where offload
+    was asked for.
+    """
+    if offload == "none":
+        return Placement("none")
+    if offload not in ("model", "sequential"):
+        raise ValueError(f"unknown offload option {offload!r}")
+    if device.split(":", 1)[0] == "cpu":
+        return Placement(
+            "none",
+            f'offload = "{offload}" applies to a GPU; on {device} the pipeline is in host '
+            "memory anyway, so it loads normally",
+        )
+    if not accelerate:
+        raise RuntimeError(
+            f'offload = "{offload}" needs the accelerate package (pip install accelerate, '
+            "part of the cuda extra)"
+        )
+    return Placement(offload)
 
 
 @dataclass(frozen=True)
@@ -110,6 +146,7 @@ class DiffusionBackend:
         self.route = route
         self.options: PipelineConfig = route.pipeline
         self.device: str | None = None
+        self.offload = "none"  # what the loaded pipeline uses: "none", "model" or "sequential"
         self.size_multiple = DEFAULT_SIZE_MULTIPLE
         self.native_size: tuple[int, int] | None = None
         self.model_max_edge: int | None = None
@@ -151,14 +188,31 @@ class DiffusionBackend:
         transformers_logging.disable_progress_bar()
         opts = self.options
         device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        placement = plan_placement(
+            device, opts.offload, accelerate=importlib.util.find_spec("accelerate") is not None
+        )
+        if placement.warning:
+            log.warning("%s: %s", self.route.primary_id, placement.warning)
         dtype = _torch_dtype(torch, opts.torch_dtype, device)
         kwargs: dict[str, Any] = {"dtype": dtype}
         if opts.revision:
             kwargs["revision"] = opts.revision
-        checker = self._has_safety_checker(opts.revision)
+        index = self._model_index(opts.revision)
+        checker = _has_component(index, "safety_checker")
         if checker and not opts.enable_safety_checker:
             # Not loading it at all saves its memory (about 1 GB for SD 1.x).
             kwargs.update(safety_checker=None, requires_safety_checker=False)
+        if not opts.text_encoder_3:
+            if _has_component(index, "text_encoder_3"):
+                # SD3 without T5-XXL: the pipeline encodes with the two CLIPs alone (and
+                # the T5 weights are not even downloaded).
+                kwargs.update(text_encoder_3=None, tokenizer_3=None)
+            else:
+                log.warning(
+                    "%s: text_encoder_3 = false does not apply: this pipeline has no "
+                    "text_encoder_3 (only SD3 pipelines have one); loading it as it is",
+                    self.route.primary_id,
+                )
         self.device = device
         pipe = AutoPipelineForText2Image.from_pretrained(self.route.model, **kwargs)
         pipe.set_progress_bar_config(disable=True)
@@ -167,7 +221,8 @@ class DiffusionBackend:
         vae = getattr(pipe, "vae", None)
         if opts.enable_tiling and vae is not None and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
-        pipe.to(device)
+        self.offload = placement.offload
+        _place(pipe, placement.offload, device)
         self.size_multiple = _size_multiple(pipe)
         self.model_max_edge = _model_max_edge(pipe)
         self.native_size = native = _native_size(pipe)
@@ -177,11 +232,12 @@ class DiffusionBackend:
                 self._pipe = pipe
                 pipe = None
         if pipe is not None:  # stop() came first: nobody will use this one
+            self._unhook(pipe)
             del pipe
             self._release_memory()
             return
         log.info(
-            "%s: %s on %s (%s), size multiple %d, native %dx%d, safety checker %s",
+            "%s: %s on %s (%s), size multiple %d, native %dx%d, safety checker %s, offload %s%s",
             self.route.primary_id,
             type(self._pipe).__name__,
             device,
@@ -189,14 +245,24 @@ class DiffusionBackend:
             self.size_multiple,
             *native,
             ("on" if opts.enable_safety_checker else "off") if checker else "none in this pipeline",
+            placement.offload,
+            _t5_state(self._pipe),
         )
 
-    def _has_safety_checker(self, revision: str | None) -> bool:
+    def _model_index(self, revision: str | None) -> dict[str, Any]:
         from diffusers import DiffusionPipeline
 
-        config = DiffusionPipeline.load_config(self.route.model, revision=revision)
-        entry = config.get("safety_checker")
-        return isinstance(entry, (list, tuple)) and any(part is not None for part in entry)
+        config: dict[str, Any] = DiffusionPipeline.load_config(self.route.model, revision=revision)
+        return config
+
+    def _unhook(self, pipe: Any) -> None:
+        """Remove the offload hooks: they tie the weights to the device until removed."""
+        if self.offload == "none":
+            return
+        try:
+            pipe.remove_all_hooks()
+        except Exception:  # a job that failed inside a hook can leave one half-applied
+            log.warning("%s: removing the offload hooks failed", self.route.primary_id, exc_info=True)
 
     async def stop(self) -> None:
         self._closed = True
@@ -214,6 +280,8 @@ class DiffusionBackend:
         cuda = torch is not None and self.device is not None and self.device.startswith("cuda")
         tensors = torch.cuda.memory_allocated(self.device) if cuda else 0
         cached = torch.cuda.memory_reserved(self.device) if cuda else 0
+        if pipe is not None:
+            self._unhook(pipe)
         del pipe
         self._release_memory()
         if cuda:
@@ -231,8 +299,8 @@ class DiffusionBackend:
 
     def _release_memory(self) -> None:
         gc.collect()
-        if not self._empty_cuda_cache():
-            _trim_heap()
+        if not self._empty_cuda_cache() or self.offload != "none":
+            _trim_heap()  # the weights were in host memory (CPU, or offloaded from the GPU)
 
     def _empty_cuda_cache(self) -> bool:
         """Hand torch's cached GPU blocks back to the driver; False when not on CUDA."""
@@ -337,6 +405,34 @@ def _torch_dtype(torch: Any, name: str, device: str) -> Any:
     if device == "cpu" and name != "float32":
         log.warning("torch_dtype %s on CPU is slow or unsupported by some layers; float32 is advised", name)
     return getattr(torch, name)
+
+
+def _has_component(index: dict[str, Any], name: str) -> bool:
+    """Whether the pipeline's model_index.json lists `name` (not as [null, null])."""
+    entry = index.get(name)
+    return isinstance(entry, (list, tuple)) and any(part is not None for part in entry)
+
+
+def _t5_state(pipe: Any) -> str:
+    """For the load log: whether an SD3 pipeline has its T5 encoder ('' for others)."""
+    if "text_encoder_3" not in getattr(pipe, "components", {}):
+        return ""
+    return ", T5 " + ("off" if pipe.text_encoder_3 is None else "on")
+
+
+def _place(pipe: Any, offload: str, device: str) -> None:
+    """Put the pipeline on `device`: whole, or through diffusers' CPU offload hooks.
+
+    "model" moves one whole component (text encoder, transformer, VAE) to the device when
+    it runs and back after; "sequential" streams each submodule's weights in for its
+    forward pass. Both leave the weights in host memory between uses.
+    """
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
 
 
 def _size_multiple(pipe: Any) -> int:
