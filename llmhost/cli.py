@@ -24,13 +24,40 @@ def _settings() -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "environment"
         raise ConfigError(f"environment variable {name}: {first['msg']}.") from None
+    except PermissionError as exc:
+        raise _unreadable(Path(exc.filename or ".env"), "640") from None
 
 
 def load(config: Path | None) -> tuple[Settings, Catalog]:
     """Settings and the catalog with environment overrides applied; ConfigError if unusable."""
     settings = _settings()
     path = config if config is not None else settings.llmhost_config
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise _unreadable(path, "644") from None
+    except OSError:
+        pass  # missing and the like: load_catalog says so
     return settings, settings.apply_to(load_catalog(path))
+
+
+def _unreadable(path: Path, mode: str) -> ConfigError:
+    """The one-line error for a file the service user may not read, with the fix
+    (the permission scheme of systemd/README.md: owner you, group llmhost's, mode 640)."""
+    import grp
+    import os
+    import pwd
+
+    try:
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    except KeyError:  # an id without a name (some containers)
+        user, group = str(os.getuid()), str(os.getgid())
+    path = path.absolute()
+    return ConfigError(
+        f"{path}: permission denied for user {user}, who runs llmhost. "
+        f"Fix: sudo chgrp {group} {path} && sudo chmod {mode} {path}"
+    )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -172,6 +199,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from llmhost.app import create_app
+    from llmhost.notify import Notifier, NotifyingServer
+
+    notifier = Notifier()
 
     settings.export_cache_dir()
     level = settings.llmhost_log_level.upper()
@@ -182,14 +212,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # is harmless and a clean shutdown exits 0, as systemd expects.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_graceful_shutdown)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=settings.llmhost_log_level.lower(),
         timeout_graceful_shutdown=int(catalog.host.drain_timeout_seconds),
     )
-    return 0
+    # Under systemd (Type=notify): READY=1 once /healthz answers, STOPPING=1 at shutdown.
+    server = NotifyingServer(config, notifier)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 3  # 3: uvicorn's "could not start" (port in use, ...)
 
 
 def _after_graceful_shutdown(signum: int, frame: object) -> None:
