@@ -1,12 +1,18 @@
-"""GPU checks for an NVIDIA host: NVML readings and VRAM coming back after image-model unloads.
+"""GPU checks for an NVIDIA host.
 
-Runs the real app in-process with the real NVML monitor and two diffusion routes on the
-tiny SD3 pipeline (no download): loads one, swaps to the other (exclusive), lets both
-idle out, three times, and prints what NVML and /stats said at each step as JSON.
+    .venv/bin/python scripts/gpu_check.py --routes [models.toml] [--only coder,vision] [--json out.json]
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/gpu_check.py [--size 128] [--cycles 3]
+loads each route of models.toml in turn through the real host (exclusive, idle unload
+after 2 s) and prints per route: load seconds, GPU memory used (NVML), the budget the
+host gave the engine, first-token latency of a warm streaming request (image routes:
+seconds for one 512x512 image), and the free GPU memory after the unload. Exits 1 when
+a route fails. `--tiny` runs the same on the demo's tiny models (no download, any
+machine: on a CPU the memory columns say NVML is absent). See docs/gpu.md.
 
-vLLM's CUDA engines are not exercised here (see bench/ for that, with real models).
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/gpu_check.py --vision-cycles [--size 128] [--cycles 3]
+
+swaps two tiny SD3 pipelines three times and prints NVML's free memory at each step as
+JSON: the in-process pipeline's memory comes back after every unload.
 """
 
 from __future__ import annotations
@@ -15,19 +21,21 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from llmhost.app import create_app
-from llmhost.config import parse_catalog
+from llmhost.config import ConfigError, parse_catalog
 from llmhost.gpu import GIB, GpuMonitor, open_monitor
 from llmhost.settings import Settings
 from llmhost.tiny_models import ensure_tiny_models
 
 
-async def run(size: int, cycles: int, monitor: GpuMonitor) -> dict[str, Any]:
+async def vision_cycles(size: int, cycles: int, monitor: GpuMonitor) -> dict[str, Any]:
     sd3 = ensure_tiny_models().sd3
     routes = "\n".join(
         f'[routes.{name}]\nkind = "diffusion"\nmodel = "{sd3}"\nserved_names = ["{name}-model"]\n'
@@ -79,17 +87,65 @@ async def run(size: int, cycles: int, monitor: GpuMonitor) -> dict[str, Any]:
     return {"gpu": gpu, "size": size, "steps": steps}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def check_routes(args: argparse.Namespace) -> int:
+    from llmhost.cli import load
+    from llmhost.demo import write_demo_config
+    from llmhost.route_check import check_catalog, render, run_checks, to_json
+
+    config = write_demo_config() if args.tiny else args.routes
+    try:
+        settings, catalog = load(config)
+        catalog = check_catalog(catalog, args.only.split(",") if args.only else None)
+    except (ConfigError, ValueError) as exc:
+        print(f"gpu_check: {exc}", file=sys.stderr)
+        return 2
+    settings.export_cache_dir()
+    monitor = open_monitor()
+    try:
+        size = 64 if args.tiny else args.image_size
+        results = asyncio.run(run_checks(settings, catalog, monitor, image_size=size))
+        print(render(results, monitor), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(to_json(results, monitor), indent=2) + "\n")
+    finally:
+        monitor.close()
+    return 0 if all(r.ok for r in results) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--routes",
+        nargs="?",
+        const=None,
+        default=argparse.SUPPRESS,
+        type=Path,
+        metavar="MODELS_TOML",
+        help="check every route of this file (default: LLMHOST_CONFIG or ./models.toml)",
+    )
+    parser.add_argument("--tiny", action="store_true", help="with --routes: the demo's tiny models")
+    parser.add_argument("--only", help="with --routes: comma-separated route names")
+    parser.add_argument("--image-size", type=int, default=512, help="with --routes: image edge in pixels")
+    parser.add_argument("--json", help="with --routes: also write the results to this JSON file")
+    parser.add_argument("--vision-cycles", action="store_true", help="the diffusion VRAM swap check")
     parser.add_argument("--size", type=int, default=128)  # the tiny SD3 stops at 192
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "routes" in args or args.tiny:
+        if "routes" not in args:
+            args.routes = None
+        return check_routes(args)
+    if not args.vision_cycles:
+        parser.error("say what to check: --routes [models.toml] (or --tiny), or --vision-cycles")
     monitor = open_monitor()
     if monitor.memory() is None:
         raise SystemExit(f"no NVML: {monitor.unavailable_reason}")
-    print(json.dumps(asyncio.run(run(args.size, args.cycles, monitor)), indent=2))
+    print(json.dumps(asyncio.run(vision_cycles(args.size, args.cycles, monitor)), indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,7 +9,8 @@ card under WSL2, where the Windows desktop holds 1-1.5 GB, a fixed 0.9 is refuse
 * `memory_gib = "auto"` (the default for llm routes): under `exclusive`, what is free
   once the policy has evicted what it must, minus a margin for the engine's own CUDA
   context (`[host] engine_margin_gib`); the KV cache gets the rest. Under `fit`, the
-  route's estimated need (llmhost.estimate), so other models can stay beside it.
+  route's estimated need (llmhost.estimate) less that margin, so other models can stay
+  resident beside it.
 * `memory_gib = 6.5`: that many GiB.
 * `gpu_memory_utilization` set in `[engine]`: the user's value wins, untouched.
 * No NVML: vLLM's own default applies.
@@ -61,7 +62,9 @@ def engine_budget(
     if fixed is not None:
         budget, source = fixed, f"memory_gib {fixed / GIB:g}"
     elif policy == "fit" and estimate_bytes is not None:
-        budget, source = estimate_bytes, f"estimated need {estimate_bytes / GIB:.1f} GiB (fit)"
+        # The estimate counts the engine's CUDA context, which vLLM's budget does not.
+        budget = estimate_bytes - margin_bytes
+        source = f"estimated need {estimate_bytes / GIB:.1f} GiB (fit)"
     else:
         budget = usable
         source = f"auto: {gpu.free_bytes / GIB:.2f} GiB free less {margin_bytes / GIB:g} GiB margin"

@@ -38,7 +38,7 @@ def _gpu(free: int, total: int = CARD) -> GpuMemory:
         # auto under exclusive: everything free less the margin, so the KV cache gets the rest.
         (_route(), "exclusive", _gpu(CARD - DESKTOP), None, CARD - DESKTOP - MARGIN, "auto"),
         # auto under fit: the estimate, so other models can stay resident beside it.
-        (_route(), "fit", _gpu(CARD - DESKTOP), 7 * GIB, 7 * GIB, "estimated"),
+        (_route(), "fit", _gpu(CARD - DESKTOP), 7 * GIB, 7 * GIB - MARGIN, "estimated"),
         # auto under fit without an estimate: as under exclusive.
         (_route(), "fit", _gpu(CARD - DESKTOP), None, CARD - DESKTOP - MARGIN, "auto"),
         # memory_gib in GiB, whatever the policy.
@@ -159,7 +159,7 @@ async def test_manager_fit_uses_the_estimate_and_keeps_both() -> None:
     rec.engines = []
     rec.gpu = FakeGpu(total_bytes=16 * GIB)
     rec.memory = {"a": 6 * GIB, "b": 6 * GIB}
-    estimates = {"a": 6 * GIB, "b": 6 * GIB}
+    estimates = {"a": 6 * GIB, "b": 6 * GIB}  # 0.75 GiB of it the engine's own context
     manager = ModelManager(
         catalog("fit", ("a", "b")), rec.factory, rec.gpu, estimator=lambda r: estimates[r.name]
     )
@@ -169,7 +169,7 @@ async def test_manager_fit_uses_the_estimate_and_keeps_both() -> None:
     async with manager.lease("b"):
         pass
     assert rec.live == {"a", "b"}
-    assert rec.engines == [{"gpu_memory_utilization": 0.375}, {"gpu_memory_utilization": 0.375}]
+    assert rec.engines == [{"gpu_memory_utilization": 0.3281}, {"gpu_memory_utilization": 0.3281}]
     await manager.close()
 
 
