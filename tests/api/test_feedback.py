@@ -38,12 +38,34 @@ def test_cold_start_streams_progress_then_the_answer(tiny_models: Any) -> None:
         answer = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
         assert answer
         assert lines[-1] == "data: [DONE]"
+        # One stream: one id across progress and answer, the role in the first chunk only.
+        assert len({c["id"] for c in chunks}) == 1
+        roles = [c["choices"][0]["delta"].get("role") for c in chunks if c["choices"]]
+        assert roles[0] == "assistant" and not any(roles[1:])
         # Warm now: no feedback chunks on the next request.
         with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=300) as r:
             warm = events([line for line in r.iter_lines() if line])
         assert not any(
             "loading" in (c["choices"][0]["delta"].get("reasoning") or "") for c in warm if c["choices"]
         )
+
+
+def test_answer_chunks_continue_the_progress_stream() -> None:
+    from llmhost.api.feedback import _continue
+
+    ours = "chatcmpl-ours"
+    prefix = f'data: {{"id":{json.dumps(ours)},'
+    same = f'data: {{"id":"{ours}","choices":[{{"index":0,"delta":{{"content":"hé"}}}}]}}\n\n'
+    assert _continue(same, prefix, ours) is same  # nothing to change: not parsed
+    first = (
+        'data: {"id":"chatcmpl-vllm","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+    )
+    body = json.loads(_continue(first, prefix, ours)[6:])
+    assert body["id"] == ours and body["choices"][0]["delta"] == {"content": ""}
+    other = 'data: {"id":"chatcmpl-vllm","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+    assert json.loads(_continue(other, prefix, ours)[6:])["id"] == ours
+    for untouched in ("data: [DONE]\n\n", 'data: {"error":{"message":"boom"}}\n\n'):
+        assert _continue(untouched, prefix, ours) == untouched
 
 
 async def test_failed_load_ends_the_feedback_stream_with_an_error() -> None:
