@@ -15,7 +15,7 @@ from llmhost.tiny_models import TinyModels, ensure_tiny_models, tiny_engine_args
 
 # route -> (which tiny model, served names as in models.toml, [serving] options)
 DEMO_ROUTES: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
-    "coder": ("llm", ("coder-fast", "qwen2.5-coder-7b-instruct"), {}),
+    "coder": ("llm", ("coder-fast", "qwen2.5-coder-7b-instruct"), {"tool_parser": "hermes"}),
     "chat": ("llm_alt", ("chat-general",), {}),
     "general": ("llm_alt", ("general-reasoner",), {"reasoning_parser": "deepseek_r1"}),
     "coderslow": ("llm", ("coder-slow",), {}),
