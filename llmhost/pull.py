@@ -75,9 +75,22 @@ def explain(model: str, exc: Exception, token: str | None) -> str:
     if isinstance(
         exc, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, ConnectionError, OSError)
     ):
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        if _offline():
+            return (
+                f"cannot download {model}: HF_HUB_OFFLINE is set, so the Hub is never asked, and it "
+                f"is not in the cache ({cache}). Unset HF_HUB_OFFLINE for the download "
+                "(e.g. `env -u HF_HUB_OFFLINE llmhost pull`), then set it again if you want."
+            )
         return (
-            f"cannot download {model}: the Hugging Face Hub is unreachable{offline} and it is not in "
-            f"the cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Check the network or proxy."
+            f"cannot download {model}: the Hugging Face Hub is unreachable and it is not in "
+            f"the cache ({cache}). Check the network or proxy."
         )
     return f"{model}: {type(exc).__name__}: {exc}"
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it ("1", "true", "yes", "on"; "0" is online)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)

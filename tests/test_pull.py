@@ -89,10 +89,18 @@ def test_unknown_model(tmp_path: Path, hub: str) -> None:
     assert "org/missing was not found" in result.stderr
 
 
-def test_no_network(tmp_path: Path) -> None:
-    result = pull(tmp_path, "http://127.0.0.1:9", "missing", HF_HUB_OFFLINE="1")
+def test_offline_mode_says_to_unset_it(tmp_path: Path, hub: str) -> None:
+    result = pull(tmp_path, hub, "missing", HF_HUB_OFFLINE="1")
     assert result.returncode == 1
-    assert "unreachable" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
+    assert "Unset HF_HUB_OFFLINE" in result.stderr and "not in the cache" in result.stderr
+    assert "network" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_network(tmp_path: Path) -> None:
+    result = pull(tmp_path, "http://127.0.0.1:9", "missing", HF_HUB_OFFLINE="0")
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr and "Check the network" in result.stderr
+    assert "HF_HUB_OFFLINE" not in result.stderr
 
 
 def test_local_paths_and_unknown_routes(tmp_path: Path, hub: str) -> None:
