@@ -9,7 +9,7 @@ the unload. Exits non-zero when a variant fails.
     # the real model (gated: accept its licence, HF_TOKEN set, or already in the cache)
     .venv/bin/python scripts/vision_memory.py --model stabilityai/stable-diffusion-3.5-medium
     # SD 3.5 Medium's architecture with random weights: no download, no licence
-    # (builds ~18 GB of safetensors in DIR once; memory and speed are the real model's)
+    # (writes 16.3 GB of safetensors to DIR once, ~10 GB of RAM; memory and speed are the real model's)
     .venv/bin/python scripts/vision_memory.py --random-weights /tmp/sd35m-random
     # a smoke run anywhere, CPU included (the tiny test pipeline; GPU columns say n/a)
     .venv/bin/python scripts/vision_memory.py --model tiny --size 64 --steps 2
@@ -214,6 +214,9 @@ def build_random_sd35_medium(dest: Path) -> Path:
             for key, value in part.named_buffers():
                 value.copy_(buffers[key])
         del buffers
+        part.to(torch.float16)  # buffers computed in float32 (SD3's position embedding) too
+        if hasattr(part, "tie_weights"):
+            part.tie_weights()  # to_empty untied T5's shared embedding: saved twice otherwise
         part.save_pretrained(work / name)
         print(f"built {name}: {sum(p.numel() for p in part.parameters()) / 1e9:.3f} B parameters", flush=True)
         del part
