@@ -432,7 +432,7 @@ def cn_round_trip(
     check(result.returncode == 0, f"cn exit {result.returncode}: {output[:300]}")
     requests = [s for s in recorder.seen[seen:] if s.path.endswith("/chat/completions")]
     check(requests != [], "cn sent no chat request")
-    models = sorted({s.body.get("model") for s in requests})
+    models = sorted({str(s.body.get("model")) for s in requests})
     check(models == [model_id], f"cn asked for {models}")
     check(all(s.status == 200 for s in requests), f"statuses {[s.status for s in requests]}")
     first = requests[0].body
