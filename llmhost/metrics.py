@@ -1,7 +1,8 @@
 """Prometheus text for /metrics: llmhost's own series, then every loaded engine's.
 
-Our series are built fresh at each scrape from the manager's snapshot, in a private
-registry, so nothing here is a module-level singleton. vLLM keeps one set of `vllm:`
+Our series are built fresh at each scrape from the manager's snapshot by a collector of
+our own (counters and the cold-start histogram from the per-model counts in
+`Slot.stats`), so nothing here is a module-level singleton. vLLM keeps one set of `vllm:`
 metrics in prometheus_client's global registry and drops the previous engine's when
 a new one starts; each backend keeps its engine's collectors instead, and here the
 families of all resident engines are merged (their samples differ by `model_name`).
@@ -12,49 +13,89 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 _STATES = ("stopped", "loading", "ready", "unloading", "failed")
+_LABELS = ["route", "model"]
 
 
 def render_metrics(
     models: list[dict[str, Any]], gpu: dict[str, Any], engine_collectors: Iterable[Any] = ()
 ) -> tuple[bytes, str]:
-    registry = CollectorRegistry()
-    labels = ["route", "model"]
-
-    def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
-        return Gauge(name, doc, [*labels, *extra], registry=registry)
-
-    state = gauge("llmhost_model_state", "1 for the model's current state", ("state",))
-    loads = gauge("llmhost_model_loads", "Loads since start")
-    swaps = gauge("llmhost_model_swaps", "Loads that evicted another model")
-    cold = gauge("llmhost_model_cold_start_seconds_last", "Duration of the last load")
-    leases = gauge("llmhost_model_requests_in_flight", "Requests holding the model")
-    waiting = gauge("llmhost_model_requests_waiting", "Requests waiting for the model")
-    memory = gauge("llmhost_model_memory_bytes", "GPU memory measured at the last load")
-    for m in models:
-        key = (m["route"], m["model"])
-        for name in _STATES:
-            state.labels(*key, name).set(1 if m["state"] == name else 0)
-        loads.labels(*key).set(m["loads"])
-        swaps.labels(*key).set(m["swaps"])
-        cold.labels(*key).set(m["cold_start_seconds"]["last"] or 0)
-        leases.labels(*key).set(m["in_flight"])
-        waiting.labels(*key).set(m["waiting"])
-        if m["memory_bytes"] is not None:
-            memory.labels(*key).set(m["memory_bytes"])
-    if gpu["available"]:
-        Gauge("llmhost_gpu_memory_free_bytes", "Free GPU memory (NVML)", registry=registry).set(
-            gpu["free_bytes"]
-        )
-        Gauge("llmhost_gpu_memory_total_bytes", "Total GPU memory (NVML)", registry=registry).set(
-            gpu["total_bytes"]
-        )
-    body = generate_latest(registry) + generate_latest(_Merged(engine_collectors))
+    body = generate_latest(_Host(models, gpu)) + generate_latest(_Merged(engine_collectors))
     return body, CONTENT_TYPE_LATEST
+
+
+class _Host:
+    """llmhost's own families from one snapshot (quacks like a registry for generate_latest).
+
+    Counters come from the manager's per-model counts, which only grow while the host runs
+    (a route removed by a reload takes its series with it, as a restart does).
+    """
+
+    def __init__(self, models: list[dict[str, Any]], gpu: dict[str, Any]) -> None:
+        self._models = models
+        self._gpu = gpu
+
+    def collect(self) -> Iterator[Metric]:
+        def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=[*_LABELS, *extra])
+
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, labels=[*_LABELS, *extra])
+
+        state = gauge("llmhost_model_state", "1 for the model's current state", ("state",))
+        loads = counter("llmhost_model_loads", "Successful loads since start")
+        swaps = counter("llmhost_model_swaps", "Loads that evicted another model first")
+        evictions = counter("llmhost_model_evictions", "Unloads (idle, making room, reload, shutdown)")
+        failures = counter("llmhost_model_load_failures", "Loads that failed (error, timeout, no memory)")
+        refused = counter(
+            "llmhost_requests_refused",
+            "Requests answered 503 for this model, by reason",
+            ("reason",),
+        )
+        cold = HistogramMetricFamily(
+            "llmhost_model_cold_start_seconds", "Duration of successful loads", labels=_LABELS
+        )
+        cold_last = gauge("llmhost_model_cold_start_seconds_last", "Duration of the last load")
+        leases = gauge("llmhost_model_requests_in_flight", "Requests holding the model")
+        waiting = gauge("llmhost_model_requests_waiting", "Requests waiting for the model")
+        memory = gauge("llmhost_model_memory_bytes", "GPU memory measured at the last load")
+        for m in self._models:
+            key = [m["route"], m["model"]]
+            for name in _STATES:
+                state.add_metric([*key, name], 1 if m["state"] == name else 0)
+            loads.add_metric(key, m["loads"])
+            swaps.add_metric(key, m["swaps"])
+            evictions.add_metric(key, m["evictions"])
+            failures.add_metric(key, m["failed_loads"])
+            for reason, count in m["refused"].items():
+                refused.add_metric([*key, reason], count)
+            histogram = m["cold_start_histogram"]
+            buckets = [(floatToGoString(le), count) for le, count in histogram["buckets"]]
+            cold.add_metric(key, [*buckets, ("+Inf", histogram["count"])], histogram["sum"])
+            cold_last.add_metric(key, m["cold_start_seconds"]["last"] or 0)
+            leases.add_metric(key, m["in_flight"])
+            waiting.add_metric(key, m["waiting"])
+            if m["memory_bytes"] is not None:
+                memory.add_metric(key, m["memory_bytes"])
+        yield from (state, loads, swaps, evictions, failures, refused, cold, cold_last)
+        yield from (leases, waiting, memory)
+        if self._gpu["available"]:
+            yield GaugeMetricFamily(
+                "llmhost_gpu_memory_free_bytes", "Free GPU memory (NVML)", value=self._gpu["free_bytes"]
+            )
+            yield GaugeMetricFamily(
+                "llmhost_gpu_memory_total_bytes", "Total GPU memory (NVML)", value=self._gpu["total_bytes"]
+            )
 
 
 class _Merged:

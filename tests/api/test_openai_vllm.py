@@ -246,7 +246,7 @@ def test_closing_a_stream_aborts_the_engine_request(server: ServerThread) -> Non
 
 def test_metrics_include_engine_series(server: ServerThread) -> None:
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'llmhost_model_loads{model="qwen2.5-coder-tiny",route="coder"} 1.0' in text
+    assert 'llmhost_model_loads_total{model="qwen2.5-coder-tiny",route="coder"} 1.0' in text
     assert "vllm:" in text
 
 
