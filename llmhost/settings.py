@@ -75,6 +75,63 @@ class Settings(BaseSettings):
             return catalog
         return catalog.with_overrides(host, routes)
 
+    def origin(self, field: str) -> str:
+        """Where a field's value came from: "env", ".env" or "default" (environment wins)."""
+        name = field.lower()
+        if any(key.lower() == name for key in os.environ):
+            return "env"
+        env_file = self.model_config.get("env_file")
+        if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
+            from dotenv import dotenv_values
+
+            if any(key.lower() == name for key in dotenv_values(env_file)):
+                return ".env"
+        return "default"
+
+    def effective(self, raw: Catalog, config: Path | None = None) -> list[tuple[str, str, str]]:
+        """Every host setting as (name, value, where it came from) for `llmhost check`.
+
+        `raw` is models.toml before the environment's overrides; `config` the --config path.
+        """
+        rows: list[tuple[str, str, str]] = []
+
+        def own(field: str, value: object) -> None:
+            rows.append((field.upper(), str(value), self.origin(field)))
+
+        if config is not None:
+            rows.append(("LLMHOST_CONFIG", str(config), "--config"))
+        else:
+            own("llmhost_config", self.llmhost_config)
+        own("llmhost_host", self.llmhost_host)
+        own("llmhost_port", self.llmhost_port)
+        own("llmhost_log_level", self.llmhost_log_level)
+        for secret in ("vllm_api_key", "hf_token"):
+            own(secret, "set" if getattr(self, secret) is not None else "not set")
+        own("hf_home", self.hf_home)
+        own("searxng_url", self.searxng_url)
+        overrides = {
+            "idle_seconds": "idle_seconds",
+            "start_timeout_seconds": "start_timeout_seconds",
+            "prewarm": "prewarm_routes",
+        }
+        effective = self.apply_to(raw).host
+        for key in type(effective).model_fields:
+            text = _show(getattr(effective, key))
+            field = overrides.get(key)
+            if field is not None and getattr(self, field) is not None:
+                where = f"{self.origin(field)} ({field.upper()})"
+            elif key in raw.host.model_fields_set:
+                where = raw.source
+            else:
+                where = "default"
+            rows.append((f"[host] {key}", text, where))
+        diffusion = [name for name, r in raw.routes.items() if r.kind == "diffusion"]
+        for field in type(self).model_fields:
+            if field.startswith("vision_") and getattr(self, field) is not None:
+                target = f" -> {', '.join(diffusion)}" if diffusion else " (no diffusion route)"
+                rows.append((field.upper(), str(getattr(self, field)), self.origin(field) + target))
+        return rows
+
     def _vision_overrides(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         if self.vision_model_id:
@@ -118,3 +175,13 @@ class Settings(BaseSettings):
             token = self.hf_token.get_secret_value()
             os.environ["HF_TOKEN"] = token
             os.environ["HUGGING_FACE_HUB_TOKEN"] = token
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return str(value).lower()  # as models.toml spells it
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -46,8 +46,14 @@ def _state(model: dict[str, Any]) -> str:
     return str(model["state"])
 
 
+HEADER = ("ROUTE", "MODEL", "STATE", "MEMORY", "LAST HIT", "LOADS", "COLD START", "IN FLIGHT", "WAITING")
+# Room for the widest usual value of each column ("loading 999s", "99.9 GiB", "119s ago"),
+# so that a table refreshed under `watch` keeps its columns in place as states change.
+MIN_WIDTHS = (0, 0, len("loading 999s"), len("99.9 GiB"), len("119s ago"), 5, len("999.9s"), 0, 0)
+
+
 def render(stats: dict[str, Any]) -> str:
-    rows = [("ROUTE", "MODEL", "STATE", "MEMORY", "LAST HIT", "LOADS", "COLD START", "IN FLIGHT", "WAITING")]
+    rows = [HEADER]
     for m in stats["models"]:
         memory = f"{m['memory_bytes'] / GIB:.1f} GiB" if m.get("memory_bytes") is not None else "-"
         cold = m["cold_start_seconds"]["last"]
@@ -64,7 +70,8 @@ def render(stats: dict[str, Any]) -> str:
                 str(m["waiting"]),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    # Widths from the rendered cells (a state reads "loading 3s"), never narrower than usual.
+    widths = [max(least, *(len(row[i]) for row in rows)) for i, least in enumerate(MIN_WIDTHS)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for m in stats["models"]:
         if m.get("last_error"):

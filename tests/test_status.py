@@ -57,3 +57,44 @@ def test_status_says_when_the_key_is_wrong(
     with ServerThread(make_app(CATALOG, api_key="right", factory=Recorder().factory)) as server:
         assert main(["status", "--url", server.url]) == 1
     assert "refused the key" in capsys.readouterr().err
+
+
+def _model(route: str, state: str, **extra: object) -> dict[str, object]:
+    return {
+        "route": route,
+        "model": f"{route}-model",
+        "state": state,
+        "loading_seconds": None,
+        "memory_bytes": None,
+        "last_hit": None,
+        "loads": 0,
+        "cold_start_seconds": {"last": None},
+        "in_flight": 0,
+        "waiting": 0,
+    } | extra
+
+
+def test_columns_stay_in_place_while_states_change() -> None:
+    from llmhost.gpu import GIB
+    from llmhost.status import HEADER, render
+
+    def table(*models: dict[str, object]) -> list[str]:
+        stats = {"models": list(models), "gpu": {"available": False, "reason": "test"}}
+        return render(stats | {"policy": "exclusive", "uptime_seconds": 5}).splitlines()[: len(models) + 1]
+
+    quiet = table(_model("coder", "ready"), _model("chat", "stopped"))
+    busy = table(
+        _model("coder", "unloading", memory_bytes=int(12.3 * GIB), cold_start_seconds={"last": 95.25}),
+        _model("chat", "loading", loading_seconds=3.2, waiting=2),
+    )
+    assert "loading 3s" in busy[2]
+    # A refresh (`watch llmhost status`) keeps every column where it was...
+    assert quiet[0] == busy[0]
+    starts = [busy[0].index(title) for title in HEADER]
+    for line in [*quiet[1:], *busy[1:]]:
+        # ...and every row's cells start under their titles, "loading 3s" included.
+        for start in starts[1:]:
+            assert line[start - 2 : start] == "  " and line[start] != " ", (line, start)
+    assert busy[2][starts[HEADER.index("WAITING")] :] == "2"
+    slow = table(_model("chat", "loading", loading_seconds=1234.0))  # wider than usual: still aligned
+    assert slow[1][slow[0].index("MEMORY") - 2 : slow[0].index("MEMORY")] == "  "
