@@ -9,6 +9,7 @@ reasoning parsers, a diffusers pipeline. Runs on CPU or GPU, with no download.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from llmhost.tiny_models import TinyModels, ensure_tiny_models, tiny_engine_args
@@ -65,12 +66,19 @@ def write_demo_config(cache_dir: Path | None = None) -> Path:
     return path
 
 
-def next_steps(port: int, key: bool) -> str:
+def next_steps(port: int, key: bool, config: Path | None = None) -> str:
     auth = ' -H "Authorization: Bearer $VLLM_API_KEY"' if key else ""
     base = f"http://127.0.0.1:{port}"
+    where = (
+        f"Its configuration: {config}\n"
+        "(written anew at each start; copy it to start your own: "
+        f"cp {shlex.quote(str(config))} models.toml)\n"
+        if config is not None
+        else ""
+    )
     return f"""
 llmhost demo: tiny random-weight models (replies are gibberish; every path is real).
-Try, in another terminal:
+{where}Try, in another terminal:
   curl -s {base}/openai/v1/models{auth}
   curl -s {base}/openai/v1/chat/completions{auth} -H 'Content-Type: application/json' \\
        -d '{{"model": "coder-fast", "messages": [{{"role": "user", "content": "hello"}}], "max_tokens": 16}}'
