@@ -21,7 +21,10 @@ from llmhost.body_limit import BodyLimit
 from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu import GpuMonitor, open_monitor
-from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.manager import ModelManager, Preflight
+from llmhost.preflight import config_problems
+from llmhost.preflight import problem as preflight_problem
+from llmhost.preload import Preloader
 from llmhost.reload import install_sighup
 from llmhost.settings import Settings
 
@@ -34,6 +37,8 @@ def create_app(
     *,
     backend_factory: BackendFactory = create_backend,
     gpu: GpuMonitor | None = None,
+    preflight: Preflight | None = preflight_problem,
+    preload: bool = True,
 ) -> FastAPI:
     """The app for one validated catalog (models.toml with the environment applied)."""
 
@@ -41,7 +46,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.export_hub_token()
         monitor = gpu if gpu is not None else open_monitor()
-        manager = ModelManager(catalog, backend_factory, monitor)
+        manager = ModelManager(catalog, backend_factory, monitor, preflight=preflight)
+        preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
         app.state.host = HostState(
             settings=settings,
             catalog=catalog,
@@ -49,10 +55,15 @@ def create_app(
             gpu=monitor,
             keys=KeyCheck(settings.api_key),
             started_at=time.time(),
+            preload=preloader,
         )
         manager.start()
         manager.prewarm(catalog.host.prewarm)
         install_sighup(app.state.host)
+        preloader.start()  # the engine libraries, in the background: no request pays for them
+        if preflight is not None:
+            for problem in config_problems(catalog):  # a broken route never stops the others
+                log.warning("%s: requests for it fail until that is fixed", problem)
         log.info(
             "serving %d routes from %s (policy %s)", len(catalog.routes), catalog.source, catalog.host.policy
         )

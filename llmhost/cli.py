@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,6 +31,12 @@ def _settings() -> Settings:
 
 def load(config: Path | None) -> tuple[Settings, Catalog]:
     """Settings and the catalog with environment overrides applied; ConfigError if unusable."""
+    settings, raw = load_raw(config)
+    return settings, settings.apply_to(raw)
+
+
+def load_raw(config: Path | None) -> tuple[Settings, Catalog]:
+    """Settings and models.toml as written, before the environment's overrides."""
     settings = _settings()
     path = config if config is not None else settings.llmhost_config
     try:
@@ -39,7 +46,7 @@ def load(config: Path | None) -> tuple[Settings, Catalog]:
         raise _unreadable(path, "644") from None
     except OSError:
         pass  # missing and the like: load_catalog says so
-    return settings, settings.apply_to(load_catalog(path))
+    return settings, load_catalog(path)
 
 
 def _unreadable(path: Path, mode: str) -> ConfigError:
@@ -61,7 +68,11 @@ def _unreadable(path: Path, mode: str) -> ConfigError:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings, catalog = load(args.config)
+    from llmhost.preflight import refuse_missing
+
+    settings, raw = load_raw(args.config)
+    catalog = settings.apply_to(raw)
+    refuse_missing(catalog)  # a path that does not exist would evict, then fail, at load
     rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
     for r in catalog.routes.values():
         rows.append(
@@ -82,8 +93,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"\n{catalog.source}: {len(catalog.routes)} routes, policy {host.policy}, "
         f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
     )
+    _print_settings(settings.effective(raw, args.config))
     _print_fit(args, settings, catalog)
     return 0
+
+
+def _print_settings(rows: list[tuple[str, str, str]]) -> None:
+    """The effective host settings of `check`, each with where its value came from."""
+    print("\nSettings (environment > .env > models.toml > default):")
+    table = [("SETTING", "VALUE", "FROM"), *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(2)]
+    for name, value, origin in table:
+        print(f"  {name.ljust(widths[0])}  {value.ljust(widths[1])}  {origin}")
 
 
 def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -> None:
@@ -180,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.config = write_demo_config()
     settings = _settings()
     port = args.port or settings.llmhost_port
-    print(next_steps(port, settings.api_key is not None), flush=True)
+    print(next_steps(port, settings.api_key is not None, args.config), flush=True)
     return cmd_serve(args)
 
 
@@ -220,12 +241,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=int(catalog.host.drain_timeout_seconds),
     )
     # Under systemd (Type=notify): READY=1 once /healthz answers, STOPPING=1 at shutdown.
-    server = NotifyingServer(config, notifier)
+    # The stop signal abandons loads in progress and refuses new work at once; requests
+    # in flight still finish during uvicorn's drain (issue: a stop sat out a cold load).
+    server = NotifyingServer(config, notifier, on_stop=lambda: _begin_close(app))
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     return 0 if server.started else 3  # 3: uvicorn's "could not start" (port in use, ...)
+
+
+def _begin_close(app: Any) -> None:
+    host = getattr(app.state, "host", None)  # absent when stopped before start-up finished
+    if host is not None:
+        host.manager.begin_close()
 
 
 def _after_graceful_shutdown(signum: int, frame: object) -> None:

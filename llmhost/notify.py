@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import httpx
 import uvicorn
@@ -45,9 +46,12 @@ class Notifier:
 class NotifyingServer(uvicorn.Server):
     """uvicorn's server, telling systemd when it is ready and when it stops."""
 
-    def __init__(self, config: uvicorn.Config, notifier: Notifier) -> None:
+    def __init__(
+        self, config: uvicorn.Config, notifier: Notifier, on_stop: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(config)
         self.notifier = notifier
+        self.on_stop = on_stop  # runs as the shutdown begins, before connections drain
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)  # the lifespan has run and the socket listens
@@ -56,6 +60,8 @@ class NotifyingServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.notifier.send("STOPPING=1", "STATUS=draining requests, then shutting engines down")
+        if self.on_stop is not None:
+            self.on_stop()
         await super().shutdown(sockets)
 
     async def _healthy(self, attempts: int = 50) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llmhost.api.common import HostState
 from llmhost.config import ConfigError, load_catalog
+from llmhost.preflight import refuse_missing
 
 log = logging.getLogger("llmhost")
 
@@ -20,6 +21,7 @@ def reload_catalog(state: HostState) -> dict[str, list[str]]:
     the next start; everything else applies now.
     """
     catalog = state.settings.apply_to(load_catalog(Path(state.catalog.source)))
+    refuse_missing(catalog)
     changes = state.manager.reconfigure(catalog)
     state.catalog = catalog
     return changes

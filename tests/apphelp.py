@@ -23,8 +23,12 @@ def make_app(
     gpu: GpuMonitor | None = None,
 ) -> FastAPI:
     settings = Settings(_env_file=None, vllm_api_key=api_key)  # type: ignore[call-arg]
-    kwargs = {"backend_factory": factory} if factory is not None else {}
-    return create_app(settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"), **kwargs)
+    if factory is None:
+        return create_app(settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"))
+    # Fake backends stand for models that exist nowhere: no pre-flight look for them.
+    return create_app(
+        settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"), backend_factory=factory, preflight=None
+    )
 
 
 @asynccontextmanager

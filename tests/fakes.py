@@ -53,12 +53,16 @@ class FakeBackend:
         self.route = route
         self.rec = recorder
         self.dead: str | None = None
+        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         name = self.route.name
         self.rec.events.append(f"load {name}")
         if name in self.rec.hang:
-            await asyncio.sleep(3600)
+            # A load that never finishes on its own; stop() abandons it, as the real
+            # backends do (vLLM's by killing the engine's processes).
+            await asyncio.wait_for(self._stopped.wait(), 3600)
+            raise RuntimeError("load abandoned")
         await asyncio.sleep(self.rec.load_seconds)
         if name in self.rec.fail:
             raise self.rec.fail[name]
@@ -72,6 +76,7 @@ class FakeBackend:
 
     async def stop(self) -> None:
         name = self.route.name
+        self._stopped.set()
         self.rec.events.append(f"stop {name}")
         await asyncio.sleep(self.rec.stop_seconds)
         gpu = self.rec.gpu

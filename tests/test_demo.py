@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmhost.cli import main
 from tests.lifecycle.test_engines import _free_port, _healthy, wait_until
 
 pytestmark = pytest.mark.engine
@@ -51,6 +52,14 @@ def test_demo_serves_and_its_examples_work(tmp_path: Path) -> None:
         assert wait_until(lambda: _healthy(url), 60)
         routes = httpx.get(f"{url}/routes").json()["routes"]
         assert [r["route"] for r in routes] == ["coder", "chat", "general", "coderslow", "agent", "vision"]
+
+        # The banner says where the demo's models.toml is, and how to copy it.
+        config = Path(next(line for line in banner if line.startswith("Its configuration: "))[19:].strip())
+        assert config.is_file() and config.name.endswith(".toml")
+        copy = next(line for line in banner if "cp " in line)
+        copy = copy[copy.index("cp ") :].rstrip().removesuffix(")")
+        assert subprocess.run(["bash", "-c", copy], cwd=tmp_path).returncode == 0
+        assert main(["check", "--config", str(tmp_path / "models.toml"), "--gpu-memory", "16"]) == 0
 
         commands = printed_commands(banner)
         assert len(commands) == 4

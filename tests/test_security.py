@@ -375,14 +375,19 @@ async def test_cors_allows_only_the_configured_origins() -> None:
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
-    """Records uvicorn.run instead of serving; no .env of a developer is read."""
+    """Records what the server would listen on instead of serving; no .env of a developer is read."""
     import signal
 
-    import uvicorn
+    from llmhost.notify import NotifyingServer
 
     calls: list[dict[str, Any]] = []
+
+    def record(server: NotifyingServer, *args: Any, **kwargs: Any) -> None:
+        calls.append({"host": server.config.host, "port": server.config.port})
+        server.started = True
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(NotifyingServer, "run", record)
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # serve installs SIGTERM/SIGINT handlers
     return calls
 

@@ -17,6 +17,7 @@ from llmhost.config import Catalog, RouteConfig
 from llmhost.errors import InvalidRequest, ModelNotFound
 from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.preload import Preloader
 from llmhost.settings import Settings
 
 T = TypeVar("T")
@@ -32,6 +33,7 @@ class HostState:
     gpu: GpuMonitor
     keys: KeyCheck
     started_at: float
+    preload: Preloader
 
 
 def host_state(request: Request) -> HostState:

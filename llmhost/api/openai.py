@@ -8,7 +8,6 @@ then handed, under a lease, to vLLM's serving objects of the route's engine.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -43,12 +42,14 @@ _PROTOCOLS = {
 }
 
 
-async def _request_model(kind: str) -> Any:
-    """vLLM's pydantic request class; imported off the event loop the first time (seconds)."""
+async def _request_model(state: HostState, route: RouteConfig, kind: str) -> Any:
+    """vLLM's pydantic request class. Imported in the background at start-up (llmhost.preload);
+    a request that comes before that is done waits for it, and counts as waiting."""
     module_name, class_name = _PROTOCOLS[kind]
     module = sys.modules.get(module_name)
-    if module is None:  # only the first request pays the thread hop
-        module = await asyncio.to_thread(importlib.import_module, module_name)
+    if module is None or not state.preload.ready(module_name):
+        with state.manager.preparing(route.name):
+            module = await state.preload.module(module_name)
     return getattr(module, class_name)
 
 
@@ -102,7 +103,7 @@ async def _serve(request: Request, kind: str, on_route: str | None) -> Response:
             f"'{route.primary_id}' is an image model: use POST /v1/images/generations.", param="model"
         )
     body.setdefault("model", route.primary_id)
-    request_class = await _request_model(kind)
+    request_class = await _request_model(state, route, kind)
     try:
         parsed = request_class.model_validate(body)
     except ValidationError as exc:

@@ -76,6 +76,21 @@ class EngineProcesses:
         if new:
             reaper.watch(new)
 
+    def kill(self) -> None:
+        """SIGKILL every engine process adopted so far (a start that must be abandoned)."""
+        self._adopt_new()
+        for proc in list(self._procs.values()):
+            try:
+                for child in proc.children(recursive=True):
+                    child.kill()
+                proc.kill()
+            except psutil.Error:
+                pass
+
+    @property
+    def watching(self) -> bool:
+        return self._thread is not None
+
     @property
     def pids(self) -> list[int]:
         return sorted(self._procs)
@@ -133,6 +148,8 @@ def _running(proc: psutil.Process) -> bool:
 def _is_engine_process(proc: psutil.Process) -> bool:
     """multiprocessing's resource tracker is shared by the whole host: not the engine's."""
     try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False  # already gone
         cmdline = " ".join(proc.cmdline())
     except psutil.Error:
         return False

@@ -27,6 +27,9 @@ log = logging.getLogger("llmhost.vllm")
 SHUTDOWN_TIMEOUT_SECONDS = 30.0
 # After vLLM's shutdown returns, how long its processes get to be gone before we kill them.
 PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
+# How long an abandoned start may take to return once its processes are killed (a start
+# still in the host process, e.g. reading a large config, cannot be interrupted sooner).
+ABANDON_TIMEOUT_SECONDS = 120.0
 
 
 class EngineStartError(LoadFailed):
@@ -46,19 +49,31 @@ class VllmBackend:
         self.metric_collectors: list[Any] = []
         self._procs: EngineProcesses | None = None
         self._failure_log: Path | None = None
+        self._creating: asyncio.Future[Any] | None = None  # the engine being created
+        self._abandoned = False
 
     async def start(self) -> None:
         # The engine's processes go to the watchdog as they appear: a host killed while
         # the engine starts must not leave them holding GPU memory.
         procs = self._procs = EngineProcesses()
         procs.start_watching()
+        creating = self._creating = asyncio.ensure_future(asyncio.to_thread(self._create_engine))
         try:
-            self.engine = await asyncio.to_thread(self._create_engine)
+            # Shielded: cancelling the start must not forget the thread still creating
+            # the engine; stop() ends it (by killing its processes) and waits for it.
+            engine = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
+            if self._abandoned:
+                raise EngineStartError("the load was abandoned (stop requested)") from exc
             raise EngineStartError(root_cause(exc, self._failure_log)) from exc
         finally:
             procs.stop_watching()
-        procs.add(_engine_pids(self.engine))
+        if self._abandoned:  # stop() came while the engine finished starting
+            raise EngineStartError("the load was abandoned (stop requested)")
+        self.engine = engine
+        procs.add(_engine_pids(engine))
         self.metric_collectors = _vllm_collectors()
         await self._build_serving()
 
@@ -131,6 +146,7 @@ class VllmBackend:
         self.completion = OpenAIServingCompletion(engine, self.models, **common)
 
     async def stop(self) -> None:
+        await self._abandon_start()
         engine, self.engine = self.engine, None
         self.chat = self.completion = self.models = None
         self.metric_collectors = []
@@ -143,6 +159,33 @@ class VllmBackend:
                 # vLLM's shutdown SIGKILLs a slow engine without waiting for it to exit:
                 # the memory is only free once the processes are really gone.
                 await asyncio.to_thread(procs.wait_gone, PROCESS_EXIT_TIMEOUT_SECONDS)
+
+    async def _abandon_start(self) -> None:
+        """A stop while the engine is still being created: vLLM's start cannot be cancelled,
+        so kill the engine's processes (its start then fails at once), wait for the
+        creating thread to return, and shut down whatever it produced."""
+        creating = self._creating
+        if creating is None or creating.done():
+            return
+        self._abandoned = True
+        log.info("%s: abandoning the load in progress", self.route.primary_id)
+        deadline = asyncio.get_running_loop().time() + ABANDON_TIMEOUT_SECONDS
+        while not creating.done() and asyncio.get_running_loop().time() < deadline:
+            if self._procs is not None:
+                await asyncio.to_thread(self._procs.kill)  # and any that appeared since
+            await asyncio.wait({creating}, timeout=0.2)
+        if not creating.done():
+            log.error(
+                "%s: the engine start did not return %g s after its processes were killed",
+                self.route.primary_id,
+                ABANDON_TIMEOUT_SECONDS,
+            )
+            return
+        if creating.cancelled() or creating.exception() is not None:
+            return
+        engine = creating.result()  # it finished starting just before the kill
+        if self.engine is None:
+            await self._shutdown(engine)
 
     async def _shutdown(self, engine: Any) -> None:
         # Cancel the output handler here, on its own loop, before the engine core goes

@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from llmhost.backends.base import Backend, BackendFactory, LoadFailed
@@ -40,10 +40,16 @@ from llmhost.lifecycle.state import ModelState, is_resident
 
 log = logging.getLogger("llmhost.lifecycle")
 
+# How long an abandoned load's start may take to return once its backend was stopped.
+ABANDONED_START_SECONDS = 30.0
+
 Clock = Callable[[], float]
 # A route's estimated GPU need in bytes (llmhost.estimate), None when unknown. Called in a
 # worker thread: it may read config files from the model cache.
 Estimator = Callable[[RouteConfig], "int | None"]
+# Why a route's model cannot be found (llmhost.preflight.problem), None when it may load.
+# Run before anything is evicted for it; file-system stats only.
+Preflight = Callable[[RouteConfig], "str | None"]
 
 
 class ModelManager:
@@ -55,6 +61,7 @@ class ModelManager:
         *,
         clock: Clock = time.monotonic,
         estimator: Estimator | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self.catalog = catalog
         self.host = catalog.host
@@ -62,12 +69,14 @@ class ModelManager:
         self._gpu = gpu
         self._clock = clock
         self._estimator = estimator if estimator is not None else _estimate_need
+        self._preflight = preflight
         self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
         self._wake = asyncio.Event()
         self._op: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
         self._idle_event = asyncio.Event()  # set when closing and everything is stopped
 
     # ---- public API -------------------------------------------------------------
@@ -138,8 +147,10 @@ class ModelManager:
         if slot is None or slot.retired:
             raise ModelNotFound(f"No route named '{route_name}'.")
         if self._closing:
+            slot.refuse("shutting_down")
             raise ShuttingDown("The host is shutting down.", retry_after=30)
         if len(slot.waiting) >= self.host.max_waiting:
+            slot.refuse("overloaded")
             raise Overloaded(
                 f"{len(slot.waiting)} requests are already waiting for {slot.route.primary_id}; "
                 "try again shortly.",
@@ -155,6 +166,7 @@ class ModelManager:
             return await asyncio.wait_for(asyncio.shield(ticket.granted), timeout)
         except asyncio.TimeoutError:
             self._withdraw(slot, ticket)
+            slot.refuse("start_timeout")
             raise ModelUnavailable(
                 f"{slot.route.primary_id} did not become ready within {timeout:g} s "
                 f"(it is {slot.state.value}). Retry later; START_TIMEOUT_SECONDS sets the limit.",
@@ -190,6 +202,7 @@ class ModelManager:
             if name not in catalog.routes and not slot.retired:
                 slot.retired = True
                 self._reject_waiting(slot, ModelNotFound(f"The route '{name}' was removed."))
+                _abandon_load(slot, "the route was removed from the configuration")
                 changes["removed"].append(name)
         self.catalog = catalog
         self.host = catalog.host
@@ -200,6 +213,20 @@ class ModelManager:
         )
         self._wake.set()
         return changes
+
+    @contextmanager
+    def preparing(self, route_name: str) -> Iterator[None]:
+        """Count a request as waiting for its model while it prepares (e.g. the engine
+        library's first import): /stats never shows a model idle with requests held up."""
+        slot = self.slots.get(route_name)
+        if slot is None:
+            yield
+            return
+        slot.preparing += 1
+        try:
+            yield
+        finally:
+            slot.preparing -= 1
 
     def release(self, lease: Lease) -> None:
         if lease.released:
@@ -220,13 +247,25 @@ class ModelManager:
         now = self._clock()
         return [slot.stats(now) for slot in self.slots.values()]
 
+    def begin_close(self) -> None:
+        """Start closing now: refuse new work and abandon loads in progress at once, while
+        in-flight requests finish (called when the stop signal arrives, before the HTTP
+        server's drain, so a stop never sits out a cold load)."""
+        if self._close_task is None:
+            self._close_task = asyncio.create_task(self._close(), name="llmhost-close")
+
     async def close(self) -> None:
         """Refuse new work, drain what is in flight (bounded), unload everything."""
-        if self._closing:
-            return
+        self.begin_close()
+        assert self._close_task is not None
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
         self._closing = True
         for slot in self.slots.values():
+            slot.refuse("shutting_down", len(slot.waiting))
             self._reject_waiting(slot, ShuttingDown("The host is shutting down.", retry_after=30))
+            _abandon_load(slot, "the host is shutting down")
         self._wake.set()
         bound = self.host.drain_timeout_seconds + self.host.start_timeout_seconds + 60
         try:
@@ -316,6 +355,7 @@ class ModelManager:
             return
         retry_at = slot.failed_at + self.host.retry_backoff_seconds
         if now < retry_at:
+            slot.refuse("load_failed", len(slot.waiting))
             self._reject_waiting(slot, self._failed_error(slot, retry_at - now))
             deadlines.append(retry_at)
 
@@ -355,6 +395,11 @@ class ModelManager:
         wanted = self._most_waited()
         if wanted is None or wanted.estimate_pending:
             return  # an estimate in progress wakes the scheduler when it is done
+        refused = self._preflight(wanted.route) if self._preflight is not None else None
+        if refused is not None:
+            self._fail(wanted, refused)  # nothing was evicted for it
+            self._wake.set()
+            return
         residents = [s for s in self.slots.values() if s is not wanted and is_resident(s.state)]
         gpu = self._gpu.memory()
         need = self._need_bytes(wanted, gpu.total_bytes if gpu else None)
@@ -367,6 +412,7 @@ class ModelManager:
         )
         if not plan.fits:
             log.error("cannot load %s: %s", wanted.route.primary_id, plan.reason)
+            wanted.refuse("does_not_fit", len(wanted.waiting))
             self._reject_waiting(
                 wanted,
                 ModelUnavailable(
@@ -471,13 +517,24 @@ class ModelManager:
         )
         backend = self._factory(sized_route(route, budget), self.host)
         start = asyncio.create_task(backend.start())
-        done, _ = await asyncio.wait({start}, timeout=self.host.start_timeout_seconds)
-        if not done:
-            self._fail(slot, f"loading took longer than {self.host.start_timeout_seconds:g} s")
-            # The load cannot be interrupted mid-way; wait for it to end (bounded) and
-            # free what it took before another model may use the GPU.
-            await asyncio.wait({start}, timeout=self.host.start_timeout_seconds)
+        abort = slot.abort = asyncio.get_running_loop().create_future()
+        try:
+            done, _ = await asyncio.wait(
+                {start, abort}, timeout=self.host.start_timeout_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            slot.abort = None
+        if start not in done:
+            # A stop, a removed route or the start timeout: the load is abandoned, never
+            # forgotten. Stopping the backend interrupts its start (vLLM: its processes are
+            # killed); the start then returns, and its memory is back before anything else.
+            timeout = self.host.start_timeout_seconds
+            self._fail(slot, abort.result() if abort.done() else f"loading took longer than {timeout:g} s")
             await self._stop_quietly(backend, route)
+            await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
+            if start.done() and not start.cancelled():
+                start.exception()  # retrieved: the failure is already reported
+            await self._settle_memory(before, None)
             return
         error = start.exception()
         if error is not None:
@@ -579,11 +636,14 @@ class ModelManager:
         slot.failed_at = self._clock()
         slot.swap_pending = False
         log.error("failed to load %s (%s): %s", slot.route.primary_id, slot.route.model, reason)
+        slot.failed_loads += 1
+        slot.refuse("load_failed", len(slot.waiting))
         self._reject_waiting(slot, self._failed_error(slot, self.host.retry_backoff_seconds))
 
     def _failed_error(self, slot: Slot, retry_after: float) -> ModelUnavailable:
         return ModelUnavailable(
-            f"{slot.route.primary_id} failed to load: {slot.last_error}.", retry_after=retry_after
+            f"{slot.route.primary_id} failed to load: {(slot.last_error or '').rstrip('.')}.",
+            retry_after=retry_after,
         )
 
     def _reject_waiting(self, slot: Slot, error: Exception) -> None:
@@ -604,6 +664,12 @@ class ModelManager:
         except ValueError:
             pass
         self._wake.set()
+
+
+def _abandon_load(slot: Slot, reason: str) -> None:
+    """Tell a load in progress to give up (the GPU operation's task does the rest)."""
+    if slot.abort is not None and not slot.abort.done():
+        slot.abort.set_result(reason)
 
 
 def _describe(error: BaseException) -> str:

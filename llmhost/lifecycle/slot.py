@@ -13,6 +13,11 @@ from llmhost.backends.base import Backend
 from llmhost.config import RouteConfig
 from llmhost.lifecycle.state import ModelState, check_transition
 
+# Why requests got a 503 from the manager (llmhost_requests_refused_total's reasons).
+REFUSAL_REASONS = ("overloaded", "shutting_down", "load_failed", "start_timeout", "does_not_fit")
+# Cold-start histogram buckets in seconds: a tiny model on CPU to a large one from a slow disk.
+COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+
 
 @dataclass(eq=False)
 class Ticket:
@@ -54,6 +59,8 @@ class Slot:
     next_route: RouteConfig | None = None
     retired: bool = False
     swap_pending: bool = False  # the next load of this model is a swap
+    abort: asyncio.Future[str] | None = None  # set while loading: resolve it to abandon the load
+    preparing: int = 0  # requests held up before they can ask for a lease (library import)
 
     last_used: float = 0.0  # monotonic; end of the last lease (or time of load)
     last_hit: float | None = None  # wall clock, for people
@@ -63,6 +70,8 @@ class Slot:
     swaps: int = 0
     evictions: int = 0
     cold_starts: list[float] = field(default_factory=list)
+    failed_loads: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # 503s by reason (REFUSAL_REASONS)
     measured_bytes: int | None = None
     estimated_bytes: int | None = None  # llmhost.estimate's figure (fit policy, auto memory)
     estimate_pending: bool = False
@@ -76,6 +85,11 @@ class Slot:
     @property
     def busy(self) -> bool:
         return bool(self.active or self.waiting)
+
+    def refuse(self, reason: str, count: int = 1) -> None:
+        """Count `count` requests refused with a 503 for `reason` (one of REFUSAL_REASONS)."""
+        if count > 0:
+            self.refused[reason] = self.refused.get(reason, 0) + count
 
     def oldest_wait(self) -> float | None:
         return self.waiting[0].arrived if self.waiting else None
@@ -99,8 +113,15 @@ class Slot:
                 "median": round(statistics.median(starts), 2) if starts else None,
                 "max": round(max(starts), 2) if starts else None,
             },
+            "cold_start_histogram": {
+                "buckets": [[le, sum(1 for s in starts if s <= le)] for le in COLD_START_BUCKETS],
+                "count": len(starts),
+                "sum": sum(starts),
+            },
+            "failed_loads": self.failed_loads,
+            "refused": {r: self.refused.get(r, 0) for r in (*REFUSAL_REASONS, *self.refused)},
             "in_flight": len(self.active),
-            "waiting": len(self.waiting),
+            "waiting": len(self.waiting) + self.preparing,
             "memory_bytes": self.measured_bytes,
             "memory_budget_bytes": self.budget_bytes,
             "estimated_bytes": self.estimated_bytes,

@@ -18,12 +18,13 @@ class IllegalTransition(RuntimeError):
 
 
 _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
-    ModelState.STOPPED: frozenset({ModelState.LOADING}),
+    # STOPPED -> FAILED: the pre-flight check refused the load before anything was evicted.
+    ModelState.STOPPED: frozenset({ModelState.LOADING, ModelState.FAILED}),
     ModelState.LOADING: frozenset({ModelState.READY, ModelState.FAILED}),
     ModelState.READY: frozenset({ModelState.UNLOADING}),
     # An unload that raises still leaves the engine gone or unusable: failed, not ready.
     ModelState.UNLOADING: frozenset({ModelState.STOPPED, ModelState.FAILED}),
-    ModelState.FAILED: frozenset({ModelState.LOADING, ModelState.STOPPED}),
+    ModelState.FAILED: frozenset({ModelState.LOADING, ModelState.STOPPED, ModelState.FAILED}),
 }
 
 

@@ -249,3 +249,52 @@ def _chat_quietly(url: str, model: str) -> None:
         )
     except httpx.HTTPError:
         pass  # the host is killed under this request on purpose
+
+
+def test_sigterm_during_a_load_exits_within_seconds(tiny_models: Any, tmp_path: Path) -> None:
+    """A stop abandons a load in progress: the waiting request gets a 503, the engine's
+    processes are gone, and the host exits 0 within seconds instead of sitting the load out."""
+    config = tmp_path / "models.toml"
+    config.write_text(two_routes(tiny_models, ""))
+    port = _free_port()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    engines: list[psutil.Process] = []
+    try:
+        assert wait_until(lambda: _healthy(url), 30)
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(
+                httpx.post,
+                f"{url}/v1/chat/completions",
+                json={"model": "coder-fast", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=120,
+            )
+
+            def engine_started() -> bool:
+                engines[:] = [
+                    p
+                    for p in psutil.Process(host.pid).children(recursive=True)
+                    if "VLLM" in " ".join(p.cmdline())
+                ]
+                return bool(engines)
+
+            assert wait_until(engine_started, 60)
+            stopped_at = time.monotonic()
+            host.send_signal(signal.SIGTERM)
+            assert host.wait(timeout=60) == 0
+            exit_seconds = time.monotonic() - stopped_at
+            response = reply.result(timeout=10)
+        print(f"exit {exit_seconds:.1f} s after SIGTERM during a load")
+        assert exit_seconds < 20  # the tiny load alone takes ~20 s here, a real one minutes
+        assert response.status_code == 503
+        assert response.json()["error"]["message"]
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+    assert wait_until(lambda: not any(_alive(p.pid) for p in engines), 5)

@@ -248,3 +248,39 @@ async def test_load_refused_when_free_vram_is_short(rec: Recorder) -> None:
         await _use(manager, "a")
     assert rec.events == []
     await manager.close()
+
+
+async def test_close_abandons_a_load_in_progress(rec: Recorder) -> None:
+    """A stop during a cold load does not sit the load out: waiters get 503, the
+    half-started backend is stopped, close() returns at once."""
+    rec.hang.add("a")
+    manager = await _manager(rec, start_timeout_seconds=300)
+    waiter = asyncio.create_task(_use(manager, "a"))
+    await asyncio.sleep(0.2)
+    assert manager.route_state("a") is ModelState.LOADING
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(manager.close(), 5)
+    assert asyncio.get_running_loop().time() - started < 2
+    with pytest.raises((ShuttingDown, ModelUnavailable)):
+        await waiter
+    assert rec.events == ["load a", "stop a"]
+    stats = {s["route"]: s for s in manager.snapshot()}
+    assert "shutting down" in stats["a"]["last_error"]
+
+
+async def test_removing_a_loading_route_abandons_its_load(rec: Recorder) -> None:
+    rec.hang.add("a")
+    manager = await _manager(rec, start_timeout_seconds=300)
+    waiter = asyncio.create_task(_use(manager, "a"))
+    await asyncio.sleep(0.2)
+    manager.reconfigure(catalog("exclusive", ("b",)))
+    with pytest.raises(Exception, match="removed"):
+        await asyncio.wait_for(waiter, 5)
+    for _ in range(50):
+        if "a" not in manager.slots:
+            break
+        await asyncio.sleep(0.05)
+    assert "a" not in manager.slots
+    assert rec.events == ["load a", "stop a"] and rec.live == set()
+    await _use(manager, "b")  # the GPU is free for the others
+    await manager.close()

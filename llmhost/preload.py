@@ -1,0 +1,85 @@
+"""Import the engine libraries in the background at start-up, so no request pays for it.
+
+Importing vLLM's request models takes 10-15 s on a small machine (vLLM pulls in torch
+and transformers). The host must answer /healthz at once, so nothing heavy is imported
+at start-up on the event loop; but the first request used to pay that import before
+its model even began loading, invisible in `/stats`. Here a daemon thread imports what
+the configured routes will need right after start-up, and a request that arrives
+before it is done waits for it (shown as waiting for its model).
+
+A daemon thread, not the event loop's executor: a host stopped during the import must
+not wait for it to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from types import ModuleType
+
+log = logging.getLogger("llmhost")
+
+# What each route kind imports before it can validate a request or load a model.
+MODULES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "llm": (
+        "vllm.entrypoints.openai.chat_completion.protocol",
+        "vllm.entrypoints.openai.completion.protocol",
+        "vllm.v1.engine.async_llm",
+    ),
+    "diffusion": ("diffusers",),
+}
+
+
+class Preloader:
+    """Imports modules in one background thread; `module(name)` awaits one of them."""
+
+    def __init__(self, kinds: Iterable[str]) -> None:
+        names: list[str] = []
+        for kind in kinds:
+            names += [n for n in MODULES_BY_KIND.get(kind, ()) if n not in names]
+        self.names = tuple(names)
+        self._done: dict[str, threading.Event] = {name: threading.Event() for name in self.names}
+        self._thread: threading.Thread | None = None
+        self.seconds: float | None = None  # how long the whole preload took
+
+    def start(self) -> None:
+        if not self.names or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="llmhost-preload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        for name in self.names:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # the request or load that needs it reports it
+                log.warning("preloading %s failed: %s", name, exc)
+            finally:
+                self._done[name].set()
+        self.seconds = time.monotonic() - started
+        log.info("engine libraries imported in %.1f s (%s)", self.seconds, ", ".join(self.names))
+
+    def ready(self, name: str) -> bool:
+        """Whether `name` needs no waiting: imported, and not still being imported."""
+        event = self._done.get(name)
+        return name in sys.modules and (event is None or event.is_set())
+
+    async def module(self, name: str) -> ModuleType:
+        """The module, imported: at once when done, else when the preload (or we) got it."""
+        module = sys.modules.get(name)
+        if module is not None and (name not in self._done or self._done[name].is_set()):
+            return module
+        event = self._done.get(name)
+        if event is not None and self._thread is not None:
+            await asyncio.to_thread(event.wait)
+            module = sys.modules.get(name)
+            if module is not None:
+                return module
+        # Not preloaded (or its import failed there): import here, off the event loop.
+        return await asyncio.to_thread(importlib.import_module, name)
