@@ -298,3 +298,48 @@ def test_sigterm_during_a_load_exits_within_seconds(tiny_models: Any, tmp_path: 
             host.kill()
             host.wait()
     assert wait_until(lambda: not any(_alive(p.pid) for p in engines), 5)
+
+
+def test_missing_model_path_evicts_nothing_and_says_why(tiny_models: Any, tmp_path: Path) -> None:
+    """A route whose local path does not exist: `check` refuses the file, and a running
+    host answers 503 naming the path without unloading the model that was serving."""
+    missing = "/srv/llm/weights/does-not-exist"
+    config = tmp_path / "models.toml"
+    config.write_text(
+        '[host]\npolicy = "exclusive"\n'
+        + tiny_llm_route("coder", tiny_models.llm, "coder-fast")
+        + f'[routes.broken]\nkind = "llm"\nmodel = "{missing}"\nserved_names = ["broken-model"]\n'
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "llmhost", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 2
+    assert f"the model path {missing} does not exist (route 'broken')" in check.stderr
+    port = _free_port()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _healthy(url), 30)
+        chat(url, "coder-fast")
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "broken-model", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=60,
+        )
+        assert response.status_code == 503
+        message = response.json()["error"]["message"]
+        assert f"the model path {missing} does not exist" in message and ".." not in message
+        models = {m["route"]: m for m in httpx.get(f"{url}/stats").json()["models"]}
+        assert models["coder"]["state"] == "ready" and models["coder"]["evictions"] == 0
+        assert models["broken"]["state"] == "failed"
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=60)
