@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmhost.errors import error_body
+from llmhost.errors import PayloadTooLarge, error_response
 
 
 class BodyLimit:
@@ -47,24 +45,12 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
-                f"Request body larger than {self.max_bytes} bytes (host.max_body_bytes).",
-                "invalid_request_error",
-                "payload_too_large",
-            )
-        ).encode()
+        error = PayloadTooLarge(f"Request body larger than {self.max_bytes} bytes (host.max_body_bytes).")
+        response = error_response(error)
         await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+            {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": response.body})
 
 
 class _TooLarge(Exception):

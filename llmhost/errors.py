@@ -6,12 +6,15 @@ the shape the `openai` SDKs, Open WebUI and Continue parse.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,28 @@ class ShuttingDown(HostError):
     code = "shutting_down"
 
 
+class SearchUnavailable(HostError):
+    """SearXNG is down, refused, or answered something that is not its JSON."""
+
+    status = 502
+    type = "server_error"
+    code = "search_unavailable"
+
+
+class SearchTimeout(HostError):
+    status = 504
+    type = "server_error"
+    code = "search_timeout"
+
+
+class SearchEnginesFailed(HostError):
+    """SearXNG answered, but with no results while its engines failed: not "nothing found"."""
+
+    status = 502
+    type = "server_error"
+    code = "search_engines_failed"
+
+
 def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -108,20 +133,66 @@ def error_response(exc: HostError) -> JSONResponse:
     )
 
 
-_HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error"}
+def sse_error(payload: dict[str, Any]) -> str:
+    """An error envelope as the last events of a stream: the error, then `[DONE]`."""
+    return f"data: {json.dumps(payload)}\n\ndata: [DONE]\n\n"
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+def sse_host_error(exc: HostError) -> str:
+    return sse_error(error_body(exc.message, exc.type, exc.code, exc.param))
+
+
+def invalid_body(
+    exc: ValidationError | RequestValidationError,
+    accepted: Iterable[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+) -> InvalidRequest:
+    """Every pydantic validation error of a request as one 400, in one message style.
+
+    `accepted`: the fields the endpoint takes, named when a client sends an unknown one;
+    `rename`: fields the client knows by another name (a query parameter's).
+    """
     errors = exc.errors()
     if not errors:
-        return "Invalid request.", None
+        return InvalidRequest("Invalid request.")
     first = errors[0]
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(location) or None
+    param = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or None
+    if rename and param is not None and param in rename:
+        param = rename[param]
+    kind = first.get("type")
+    if kind == "extra_forbidden" and param is not None:
+        names = f" This endpoint accepts: {', '.join(accepted)}." if accepted is not None else ""
+        return InvalidRequest(f"Unknown field '{param}'.{names}", param=param)
+    if kind == "missing" and param is not None:
+        return InvalidRequest(f"'{param}' is required.", param=param)
+    where = f"'{param}'" if param else "request"
     message = first.get("msg", "invalid value")
-    where = f" at '{param}'" if param else ""
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"Invalid request{where}: {message}{more}.", param
+    return InvalidRequest(f"Invalid {where}: {message}{more}.", param=param)
+
+
+def vllm_client_error(exc: Exception) -> Exception:
+    """vLLM's own request errors (max_tokens beyond the context, bad sampling values, ...)
+    as the 400 `vllm serve` gives; anything else unchanged. Call only once vLLM is imported."""
+    from vllm.exceptions import VLLMClientError
+
+    if isinstance(exc, VLLMClientError):
+        message = str(exc.args[0]) if exc.args else type(exc).__name__
+        return InvalidRequest(f"Invalid request: {message}", param=getattr(exc, "parameter", None))
+    return exc
+
+
+def vllm_error_status(payload: Any) -> int | None:
+    """The HTTP status of vLLM's ErrorResponse (already the OpenAI envelope), or None when
+    `payload` is an answer."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict) or "message" not in error:
+        return None
+    code = error.get("code")
+    return code if isinstance(code, int) and code >= 400 else 500
+
+
+_HTTP_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -133,8 +204,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _describe_validation(exc)
-        return error_response(InvalidRequest(message, param=param))
+        return error_response(invalid_body(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

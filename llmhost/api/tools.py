@@ -22,33 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmhost.api.common import HostState, host_state, json_body
 from llmhost.config import SearchConfig
-from llmhost.errors import HostError, InvalidRequest
+from llmhost.errors import (
+    InvalidRequest,
+    SearchEnginesFailed,
+    SearchTimeout,
+    SearchUnavailable,
+    invalid_body,
+)
 
 router = APIRouter(tags=["tools"])
 
 SETUP_HINT = "see searxng/README.md"
-
-
-class SearchUnavailable(HostError):
-    """SearXNG is down, refused, or answered something that is not its JSON."""
-
-    status = 502
-    type = "server_error"
-    code = "search_unavailable"
-
-
-class SearchTimeout(HostError):
-    status = 504
-    type = "server_error"
-    code = "search_timeout"
-
-
-class SearchEnginesFailed(HostError):
-    """SearXNG answered, but with no results while its engines failed: not "nothing found"."""
-
-    status = 502
-    type = "server_error"
-    code = "search_engines_failed"
 
 
 class SearchRequest(BaseModel):
@@ -162,13 +146,11 @@ async def _search(request: Request, search: SearchRequest) -> dict[str, Any]:
     }
 
 
-def _validated(fields: dict[str, Any]) -> SearchRequest:
+def _validated(fields: dict[str, Any], rename: dict[str, str] | None = None) -> SearchRequest:
     try:
         return SearchRequest.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidRequest(f"Invalid search request: {first['msg']}.", param=param) from None
+        raise invalid_body(exc, SearchRequest.model_fields, rename) from None
 
 
 @router.get("/tools/searxng_search")
@@ -182,12 +164,7 @@ async def search_get(request: Request) -> dict[str, Any]:
     if query is None:
         raise InvalidRequest("Missing query parameter 'q'.", param="q")
     fields["query"] = query
-    try:
-        search = _validated(fields)
-    except InvalidRequest as exc:
-        if exc.param == "query" and "q" in params:
-            exc.param = "q"
-        raise
+    search = _validated(fields, {"query": "q"} if "q" in params else None)
     return await _search(request, search)
 
 
