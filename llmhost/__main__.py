@@ -1,5 +1,3 @@
-import sys
+from llmhost.cli import console
 
-from llmhost.cli import main
-
-sys.exit(main())
+console()

@@ -151,3 +151,9 @@ def _log_dir() -> Path:
     path.mkdir(mode=0o700, exist_ok=True)
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def remove_log_dir() -> None:
+    """Remove this process's engine log directory, if one was made (a fast exit skips atexit)."""
+    if _log_dir.cache_info().currsize:
+        shutil.rmtree(_log_dir(), ignore_errors=True)
