@@ -6,9 +6,9 @@ would leave several GB of VRAM held. The watchdog is a tiny separate process tha
 reads engine PIDs from a pipe; when the pipe closes (the host is gone, however it
 died) it kills what is still registered, with their children.
 
-Usage from the host: `watch(pids)` after an engine starts, `forget(pids)` after it
-stopped cleanly. The watchdog is per host process by nature, so one is started lazily
-and shared by every backend in the process.
+Usage from the host: `Reaper.watch(pids)` after an engine starts, `forget(pids)` after
+it stopped cleanly. The watchdog is per host process by nature: `PROCESS_REAPER` is the
+one instance, its process started on first use and shared by every backend.
 """
 
 from __future__ import annotations
@@ -22,37 +22,43 @@ from collections.abc import Iterable
 
 log = logging.getLogger("llmhost.reaper")
 
-_lock = threading.Lock()
-_watchdog: subprocess.Popen[str] | None = None
+
+class Reaper:
+    """The host's handle on its watchdog process, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchdog: subprocess.Popen[str] | None = None
+
+    def watch(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            self._send(f"+{pid}")
+
+    def forget(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            self._send(f"-{pid}")
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._watchdog is None or self._watchdog.poll() is not None:
+                # Its own session: a Ctrl-C in the host's terminal must not reach it first.
+                self._watchdog = subprocess.Popen(
+                    [sys.executable, "-m", "llmhost.reaper", str(os.getpid())],
+                    stdin=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            assert self._watchdog.stdin is not None
+            try:
+                self._watchdog.stdin.write(line + "\n")
+                self._watchdog.stdin.flush()
+            except OSError as exc:
+                log.warning("engine watchdog unreachable (%s); engines may outlive a killed host", exc)
 
 
-def _send(line: str) -> None:
-    global _watchdog
-    with _lock:
-        if _watchdog is None or _watchdog.poll() is not None:
-            # Its own session: a Ctrl-C in the host's terminal must not reach it first.
-            _watchdog = subprocess.Popen(
-                [sys.executable, "-m", "llmhost.reaper", str(os.getpid())],
-                stdin=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-        assert _watchdog.stdin is not None
-        try:
-            _watchdog.stdin.write(line + "\n")
-            _watchdog.stdin.flush()
-        except OSError as exc:
-            log.warning("engine watchdog unreachable (%s); engines may outlive a killed host", exc)
-
-
-def watch(pids: Iterable[int]) -> None:
-    for pid in pids:
-        _send(f"+{pid}")
-
-
-def forget(pids: Iterable[int]) -> None:
-    for pid in pids:
-        _send(f"-{pid}")
+#: The one watchdog of this host process: every engine's processes are registered with
+#: it, since it has to outlive them all and is keyed on this process's exit.
+PROCESS_REAPER = Reaper()
 
 
 def _run(host_pid: int) -> None:

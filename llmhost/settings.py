@@ -154,6 +154,10 @@ class Settings(BaseSettings):
         """Point the Hugging Face libraries at HF_HOME (default /srv/llm/.cache, where the
         system llmhost replaces kept its weights). Must run before they are imported.
         A default that cannot be created is skipped with a warning (a laptop, no root)."""
+        # Written into os.environ, not passed along: huggingface_hub, transformers,
+        # diffusers and vLLM (its engine core too, a child process that inherits the
+        # environment) take the cache location from HF_HOME only; no loader argument
+        # reaches all of them.
         if "HF_HOME" in os.environ:
             return
         try:
@@ -171,6 +175,8 @@ class Settings(BaseSettings):
 
     def export_hub_token(self) -> None:
         """Hand HF_TOKEN to the loaders under both names the Hugging Face libraries read."""
+        # Written into os.environ for the same reason as HF_HOME: vLLM's engine core and
+        # the diffusers/transformers downloads read the token from the environment.
         if self.hf_token is not None:
             token = self.hf_token.get_secret_value()
             os.environ["HF_TOKEN"] = token

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import psutil
 
-from llmhost import reaper
+from llmhost.reaper import PROCESS_REAPER, Reaper
 
 log = logging.getLogger("llmhost.vllm")
 
@@ -30,7 +30,8 @@ POLL_SECONDS = 0.1
 class EngineProcesses:
     """Children of this process that belong to one engine, watched by the reaper."""
 
-    def __init__(self) -> None:
+    def __init__(self, reaper: Reaper = PROCESS_REAPER) -> None:
+        self._reaper = reaper
         self._me = psutil.Process()
         self._before = {p.pid for p in self._children()}
         self._procs: dict[int, psutil.Process] = {}
@@ -74,7 +75,7 @@ class EngineProcesses:
                 self._procs[proc.pid] = proc
                 new.append(proc.pid)
         if new:
-            reaper.watch(new)
+            self._reaper.watch(new)
 
     def kill(self) -> None:
         """SIGKILL every engine process adopted so far (a start that must be abandoned)."""
@@ -118,7 +119,7 @@ class EngineProcesses:
         if left:
             _wait_exited(left, 5)
             log.warning("engine process(es) %s did not exit within %g s: killed", killed, timeout)
-        reaper.forget(self._procs)
+        self._reaper.forget(self._procs)
         self._procs.clear()
         return killed
 

@@ -80,7 +80,8 @@ class VllmBackend:
     def _create_engine(self) -> Any:
         # spawn everywhere: vLLM itself picks it under WSL2 or once CUDA is initialized in
         # this process (the diffusion pipeline does that), fork otherwise; one start method
-        # means one behaviour to test. A user's explicit choice is kept.
+        # means one behaviour to test. A user's explicit choice is kept. An environment
+        # variable because vLLM reads it there (vllm.envs), and no engine argument sets it.
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
