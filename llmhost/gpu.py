@@ -6,8 +6,10 @@ run in child processes, so torch.cuda in this process would not see their memory
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +76,42 @@ class NvmlMonitor:
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError:
             pass
+
+
+async def settle(
+    monitor: GpuMonitor,
+    before: GpuMemory | None,
+    expected_bytes: int | None,
+    deadline: float,
+    clock: Callable[[], float],
+) -> int | None:
+    """Wait until memory given back shows as free (drivers report it late); the bytes freed.
+
+    `before` is the reading taken before the memory was given back, `expected_bytes` how
+    much should come back. Polls until 90 % of it is free, `deadline` (on `clock`) passes,
+    or the reading has been steady for a while: an in-process pipeline leaves the CUDA
+    context behind, so not every byte ever comes back. None without readings.
+    """
+    if before is None:
+        return None
+    target = before.free_bytes + int((expected_bytes or 0) * 0.9)
+    delay, last, steady = 0.05, -1, 0
+    while True:
+        now = monitor.memory()
+        if now is None:
+            return None
+        steady = steady + 1 if now.free_bytes == last else 0
+        last = now.free_bytes
+        if now.free_bytes >= target or clock() >= deadline or steady >= 6:
+            if now.free_bytes < target:
+                log.info(
+                    "%.2f GiB of the model's memory still in use after the unload "
+                    "(e.g. an in-process CUDA context)",
+                    (target - now.free_bytes) / GIB,
+                )
+            return max(0, now.free_bytes - before.free_bytes)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _visible_index() -> int:

@@ -91,6 +91,18 @@ class Slot:
         if count > 0:
             self.refused[reason] = self.refused.get(reason, 0) + count
 
+    def reject_waiting(self, error: Exception) -> None:
+        """Answer every queued request with `error`."""
+        while self.waiting:
+            ticket = self.waiting.popleft()
+            if not ticket.granted.done():
+                ticket.granted.set_exception(error)
+
+    def abandon_load(self, reason: str) -> None:
+        """Tell a load in progress to give up (the scheduler applies the outcome)."""
+        if self.abort is not None and not self.abort.done():
+            self.abort.set_result(reason)
+
     def oldest_wait(self) -> float | None:
         return self.waiting[0].arrived if self.waiting else None
 

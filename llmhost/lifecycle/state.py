@@ -20,11 +20,15 @@ class IllegalTransition(RuntimeError):
 _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
     # STOPPED -> FAILED: the pre-flight check refused the load before anything was evicted.
     ModelState.STOPPED: frozenset({ModelState.LOADING, ModelState.FAILED}),
+    # LOADING -> FAILED: too little free memory, the engine raised, or the load was abandoned.
     ModelState.LOADING: frozenset({ModelState.READY, ModelState.FAILED}),
     ModelState.READY: frozenset({ModelState.UNLOADING}),
-    # An unload that raises still leaves the engine gone or unusable: failed, not ready.
-    ModelState.UNLOADING: frozenset({ModelState.STOPPED, ModelState.FAILED}),
-    ModelState.FAILED: frozenset({ModelState.LOADING, ModelState.STOPPED, ModelState.FAILED}),
+    # A backend that raises while stopping is treated as stopped (operations.stop).
+    ModelState.UNLOADING: frozenset({ModelState.STOPPED}),
+    # FAILED -> LOADING: the retry after retry_backoff_seconds; FAILED -> FAILED: the
+    # pre-flight check refused that retry. A failed model holds no GPU memory, so it
+    # never needs an unload on the way back.
+    ModelState.FAILED: frozenset({ModelState.LOADING, ModelState.FAILED}),
 }
 
 

@@ -1,0 +1,158 @@
+"""The slow GPU work: start an engine, stop one, wait for its memory to come back.
+
+Each function does one slow step and returns an outcome; none touches a slot. The
+scheduler (llmhost.lifecycle.scheduler) starts one of them at a time as the GPU
+operation and applies its outcome to the slot when it is done, so every state change
+happens in the scheduler, on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmhost.backends.base import Backend, BackendFactory, LoadFailed
+from llmhost.backends.engine_failure import describe
+from llmhost.config import HostConfig, RouteConfig
+from llmhost.gpu import GpuMemory, GpuMonitor, settle
+
+log = logging.getLogger("llmhost.lifecycle")
+
+# How long an abandoned load's start may take to return once its backend was stopped.
+ABANDONED_START_SECONDS = 30.0
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The engine started and serves."""
+
+    backend: Backend
+    elapsed: float  # seconds since the load began: the cold start
+    measured_bytes: int | None  # the drop in free memory across the load, when measurable
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The engine did not start; its backend is already stopped."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """The load was given up (a stop, a removed route, the start timeout) before it
+    finished. Its backend still has to be stopped and its memory to come back:
+    `reclaim` does that, as the next GPU operation."""
+
+    reason: str
+    backend: Backend
+    route: RouteConfig
+    start: asyncio.Task[None]
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The engine was shut down (its memory may not show as free yet)."""
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    """The memory given back shows as free: how much came back (None: no readings)."""
+
+    freed_bytes: int | None
+
+
+LoadOutcome = Loaded | Failed | Abandoned
+
+
+async def load(
+    factory: BackendFactory,
+    route: RouteConfig,
+    host: HostConfig,
+    *,
+    abort: asyncio.Future[str],
+    timeout: float,
+    monitor: GpuMonitor,
+    before: GpuMemory | None,
+    started: float,
+    clock: Clock,
+) -> LoadOutcome:
+    """Start `route`'s engine until it serves, `abort` resolves (with the reason) or
+    `timeout` passes. `before` is the free-memory reading taken when the load began."""
+    backend = factory(route, host)
+    start = asyncio.create_task(backend.start())
+    waiters: set[asyncio.Future[Any]] = {start, abort}
+    done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if start not in done:
+        reason = abort.result() if abort.done() else f"loading took longer than {timeout:g} s"
+        return Abandoned(reason, backend, route, start)
+    error = start.exception()
+    if error is not None:
+        await stop(backend, route)
+        return Failed(describe_failure(error))
+    elapsed = clock() - started
+    after = monitor.memory()
+    measured = (
+        max(0, before.free_bytes - after.free_bytes) if before is not None and after is not None else None
+    )
+    return Loaded(backend, elapsed, measured)
+
+
+async def reclaim(
+    abandoned: Abandoned,
+    *,
+    monitor: GpuMonitor,
+    before: GpuMemory | None,
+    settle_seconds: float,
+    clock: Clock,
+) -> Reclaimed:
+    """Finish an abandoned load: it is never forgotten. Stopping the backend interrupts
+    its start (vLLM: its processes are killed); the start then returns, and its memory
+    is back before anything else loads."""
+    await stop(abandoned.backend, abandoned.route)
+    start = abandoned.start
+    await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
+    if start.done() and not start.cancelled():
+        start.exception()  # retrieved: the failure is already reported
+    return await memory_back(
+        monitor=monitor, before=before, expected_bytes=None, settle_seconds=settle_seconds, clock=clock
+    )
+
+
+async def unload(backend: Backend | None, route: RouteConfig) -> Stopped:
+    """Shut a ready model's engine down."""
+    if backend is not None:
+        await stop(backend, route)
+    return Stopped()
+
+
+async def memory_back(
+    *,
+    monitor: GpuMonitor,
+    before: GpuMemory | None,
+    expected_bytes: int | None,
+    settle_seconds: float,
+    clock: Clock,
+) -> Reclaimed:
+    """Wait (at most `settle_seconds`) until the memory given back shows as free."""
+    freed = await settle(monitor, before, expected_bytes, clock() + settle_seconds, clock)
+    return Reclaimed(freed)
+
+
+async def stop(backend: Backend, route: RouteConfig) -> None:
+    """Stop a backend; one that raises while stopping is treated as stopped."""
+    try:
+        await backend.stop()
+    except Exception as exc:
+        log.warning("stopping %s raised %s; treating it as stopped", route.primary_id, describe_failure(exc))
+
+
+def describe_failure(error: BaseException) -> str:
+    if isinstance(error, LoadFailed):
+        return str(error)  # already the one line users need (e.g. vLLM's root cause)
+    return describe(error)

@@ -1,0 +1,219 @@
+"""The scheduler's hands: start a GPU operation, apply its outcome to the slot.
+
+Called only by the scheduler (llmhost.lifecycle.scheduler), from its pass or from the
+done callback of the operation it started, always on the event loop: the state changes
+made here are the scheduler's. The slow work itself is in llmhost.lifecycle.operations,
+which returns outcomes and never touches a slot. One operation runs at a time (`op`);
+a load or an unload may take two steps (stop the engine, then wait for its memory), and
+the second starts in the first one's callback, so nothing else gets in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from llmhost.backends.base import BackendFactory
+from llmhost.config import HostConfig
+from llmhost.errors import ModelUnavailable
+from llmhost.gpu import GIB, GpuMemory, GpuMonitor
+from llmhost.lifecycle import operations
+from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaimed
+from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
+from llmhost.lifecycle.slot import Slot
+from llmhost.lifecycle.state import ModelState
+
+log = logging.getLogger("llmhost.lifecycle")
+
+Clock = Callable[[], float]
+T = TypeVar("T")
+
+
+class Transitions:
+    def __init__(
+        self,
+        host: Callable[[], HostConfig],
+        factory: BackendFactory,
+        gpu: GpuMonitor,
+        *,
+        clock: Clock,
+        wake: Callable[[], None],
+    ) -> None:
+        self._host = host
+        self._factory = factory
+        self._gpu = gpu
+        self._clock = clock
+        self._wake = wake
+        self.op: asyncio.Task[Any] | None = None  # the GPU operation in progress
+
+    def begin(self, slot: Slot, work: Coroutine[Any, Any, T], apply: Callable[[T], None]) -> None:
+        task = asyncio.create_task(work, name=f"gpu-op-{slot.route.name}")
+        self.op = task
+
+        def _done(t: asyncio.Task[T]) -> None:
+            self.op = None
+            try:
+                if not t.cancelled():
+                    apply(t.result())
+            except Exception as exc:
+                log.error("model operation for %s crashed", slot.route.name, exc_info=exc)
+            self._wake()
+
+        task.add_done_callback(_done)
+
+    def load(self, slot: Slot) -> None:
+        route = slot.route
+        slot.to(ModelState.LOADING)
+        slot.evicting = None
+        started = slot.load_started = self._clock()
+        before = self._gpu.memory()
+        need = need_of(slot, self._host().policy, before.total_bytes if before else None)
+        margin = int(self._host().engine_margin_gib * GIB)
+        budget = engine_budget(
+            route, self._host().policy, before, margin_bytes=margin, estimate_bytes=slot.estimated_bytes
+        )
+        refusal = _short_of_memory(need, before) or budget.error
+        if refusal is not None:
+            self.fail(slot, refusal)
+            self._wake()
+            return
+        slot.budget_bytes = budget.bytes
+        kind = "swap" if slot.swap_pending else "cold start"
+        gpu_text = (
+            budget.reason if budget.utilization is None else f"{budget.reason} -> {budget.utilization:g}"
+        )
+        log.info(
+            "loading %s (%s, %s) from %s; GPU memory: %s",
+            route.primary_id,
+            route.name,
+            kind,
+            route.model,
+            gpu_text,
+        )
+        abort = slot.abort = asyncio.get_running_loop().create_future()
+        work = operations.load(
+            self._factory,
+            sized_route(route, budget),
+            self._host(),
+            abort=abort,
+            timeout=self._host().start_timeout_seconds,
+            monitor=self._gpu,
+            before=before,
+            started=started,
+            clock=self._clock,
+        )
+        self.begin(slot, work, lambda outcome: self._loaded(slot, outcome, kind, before))
+
+    def _loaded(self, slot: Slot, outcome: LoadOutcome, kind: str, before: GpuMemory | None) -> None:
+        slot.abort = None
+        if isinstance(outcome, Failed):
+            self.fail(slot, outcome.reason)
+            return
+        if isinstance(outcome, Abandoned):
+            self.fail(slot, outcome.reason)
+            work = operations.reclaim(
+                outcome,
+                monitor=self._gpu,
+                before=before,
+                settle_seconds=self._host().vram_settle_seconds,
+                clock=self._clock,
+            )
+            self.begin(slot, work, lambda _: None)
+            return
+        if outcome.measured_bytes is not None:
+            slot.measured_bytes = outcome.measured_bytes
+        slot.backend = outcome.backend
+        slot.to(ModelState.READY)
+        slot.ready_at = slot.last_used = self._clock()
+        slot.loads += 1
+        slot.cold_starts.append(outcome.elapsed)
+        slot.last_error = slot.failed_at = None
+        if slot.swap_pending:
+            slot.swaps += 1
+            slot.swap_pending = False
+        memory = f", {slot.measured_bytes / GIB:.2f} GiB" if slot.measured_bytes is not None else ""
+        log.info("ready: %s in %.1f s (%s%s)", slot.route.primary_id, outcome.elapsed, kind, memory)
+
+    def unload(self, slot: Slot) -> None:
+        route = slot.route
+        reason = slot.evicting or "requested"
+        backend = slot.backend
+        slot.to(ModelState.UNLOADING)
+        if slot.active:
+            drain = self._host().drain_timeout_seconds
+            log.warning(
+                "unloading %s with %d request(s) still running after the %g s drain bound",
+                route.primary_id,
+                len(slot.active),
+                drain,
+            )
+            for lease in slot.active:
+                lease.revoked = (
+                    f"{route.primary_id} was unloaded ({reason}) before this request "
+                    f"finished (drain bound {drain:g} s)"
+                )
+            slot.active = set()
+        started = self._clock()
+        before = self._gpu.memory()
+        failure = backend.failure() if backend is not None else None
+
+        def stopped(_: operations.Stopped) -> None:
+            slot.backend = None
+            slot.budget_bytes = None
+            slot.evicting = None
+            slot.drain_started = None
+            slot.drain_bounded = True
+            slot.evictions += 1
+            slot.to(ModelState.STOPPED)
+            if failure is not None:
+                slot.last_error = failure
+            work = operations.memory_back(
+                monitor=self._gpu,
+                before=before,
+                expected_bytes=slot.measured_bytes,
+                settle_seconds=self._host().vram_settle_seconds,
+                clock=self._clock,
+            )
+            self.begin(slot, work, unloaded)
+
+        def unloaded(back: Reclaimed) -> None:
+            freed = (
+                f", {back.freed_bytes / GIB:.2f} GiB GPU memory back" if back.freed_bytes is not None else ""
+            )
+            took = self._clock() - started
+            log.info("unloaded %s (%s) in %.1f s%s", route.primary_id, reason, took, freed)
+
+        self.begin(slot, operations.unload(backend, route), stopped)
+
+    def fail(self, slot: Slot, reason: str) -> None:
+        slot.to(ModelState.FAILED)
+        slot.budget_bytes = None
+        slot.last_error = reason
+        slot.failed_at = self._clock()
+        slot.swap_pending = False
+        log.error("failed to load %s (%s): %s", slot.route.primary_id, slot.route.model, reason)
+        slot.failed_loads += 1
+        slot.refuse("load_failed", len(slot.waiting))
+        slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
+
+
+def _short_of_memory(need: int | None, before: GpuMemory | None) -> str | None:
+    if before is None or need is None or need <= before.free_bytes:
+        return None
+    return f"needs {need / GIB:.1f} GiB of GPU memory but only {before.free_bytes / GIB:.1f} GiB is free"
+
+
+def need_of(slot: Slot, policy: str, total: int | None) -> int | None:
+    """What loading `slot` needs, in bytes (llmhost.lifecycle.sizing), None when unknown."""
+    return need_bytes(
+        slot.route, policy, total, measured_bytes=slot.measured_bytes, estimate_bytes=slot.estimated_bytes
+    )
+
+
+def failed_error(slot: Slot, retry_after: float) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"{slot.route.primary_id} failed to load: {(slot.last_error or '').rstrip('.')}.",
+        retry_after=retry_after,
+    )
