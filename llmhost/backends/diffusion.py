@@ -15,28 +15,41 @@ torch and diffusers are imported inside methods only: the host starts without th
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
-import importlib.util
 import inspect
 import io
 import logging
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from llmhost.backends.memory import amount, clear_frames, empty_cuda_cache, trim_heap
+from llmhost.backends.pipeline_load import (
+    Placement,
+    open_pipeline,
+    place,
+    plan_load,
+    plan_placement,
+    t5_state,
+)
+from llmhost.backends.pipeline_shape import model_max_edge, native_size, size_multiple
 from llmhost.config import HostConfig, PipelineConfig, RouteConfig
-from llmhost.errors import InvalidRequest, ModelUnavailable
-from llmhost.gpu import GIB
+from llmhost.errors import ModelUnavailable
+from llmhost.image_size import DEFAULT_SIZE_MULTIPLE, check_size
+
+__all__ = [
+    "DEFAULT_SIZE_MULTIPLE",  # re-exported: the images API imports them from here
+    "DiffusionBackend",
+    "ImageJob",
+    "ImageResult",
+    "Placement",
+    "check_size",
+    "plan_placement",
+]
 
 log = logging.getLogger("llmhost.diffusion")
-
-# Width and height must be multiples of this before the pipeline is known: every
-# supported family accepts it (SD 1.x / SDXL need 8, SD 3.x needs 16).
-DEFAULT_SIZE_MULTIPLE = 16
 
 
 @dataclass(frozen=True)
@@ -54,89 +67,12 @@ class ImageJob:
 
 
 @dataclass(frozen=True)
-class Placement:
-    """How a pipeline goes onto its device: `offload` is what the loader does."""
-
-    offload: str  # "none": the whole pipeline on the device; "model" / "sequential": hooks
-    warning: str | None = None  # to log once, when the option asked for cannot apply
-
-
-def plan_placement(device: str, offload: str, *, accelerate: bool) -> Placement:
-    """Decide how to place the pipeline for the `offload` option on `device`.
-
-    Offload keeps the weights in host memory and moves them to an accelerator as they
-    run: on a CPU device the weights are in host memory already, so the pipeline loads
-    normally and the caller logs the warning. Offload on an accelerator without the
-    `accelerate` package is refused: loading whole instead would not fit where offload
-    was asked for.
-    """
-    if offload == "none":
-        return Placement("none")
-    if offload not in ("model", "sequential"):
-        raise ValueError(f"unknown offload option {offload!r}")
-    if device.split(":", 1)[0] == "cpu":
-        return Placement(
-            "none",
-            f'offload = "{offload}" applies to a GPU; on {device} the pipeline is in host '
-            "memory anyway, so it loads normally",
-        )
-    if not accelerate:
-        raise RuntimeError(
-            f'offload = "{offload}" needs the accelerate package (pip install accelerate, '
-            "part of the cuda extra)"
-        )
-    return Placement(offload)
-
-
-@dataclass(frozen=True)
 class ImageResult:
     png: list[bytes]
     width: int
     height: int
     seed: int
     elapsed: float  # seconds spent generating and encoding, not waiting
-
-
-def check_size(
-    width: int | None,
-    height: int | None,
-    max_edge: int,
-    multiple: int,
-    *,
-    param: str | None = None,
-    model_max_edge: int | None = None,
-) -> None:
-    """Reject (never round) a size the pipeline cannot draw exactly as asked.
-
-    `param` names the request field for errors when the size came in one field ('size').
-    `model_max_edge` is what the loaded model itself can draw (SD3's position embedding).
-    """
-    for side, value in (("width", width), ("height", height)):
-        if value is None:
-            continue
-        label = f"The {side} in '{param}'" if param else f"'{side}'"
-        where = param or side
-        if value <= 0:
-            raise InvalidRequest(f"{label} must be a positive number of pixels, not {value}.", param=where)
-        if value > max_edge:
-            raise InvalidRequest(
-                f"{label} is {value}, above this route's limit of {max_edge} pixels "
-                "(max_edge, VISION_MAX_EDGE).",
-                param=where,
-            )
-        if model_max_edge is not None and value > model_max_edge:
-            raise InvalidRequest(
-                f"{label} is {value}; this model draws at most {model_max_edge} pixels per side.",
-                param=where,
-            )
-        if value % multiple:
-            lower = value - value % multiple
-            upper = lower + multiple
-            options = " or ".join(str(v) for v in (lower, upper) if 0 < v <= max_edge)
-            raise InvalidRequest(
-                f"{label} must be a multiple of {multiple}; {value} is not (use {options}).",
-                param=where,
-            )
 
 
 class DiffusionBackend:
@@ -174,58 +110,19 @@ class DiffusionBackend:
             # The traceback's frames hold the half-built pipeline; clear them so that
             # stop() can free its memory (a failed load is often an out-of-memory one).
             log.debug("loading %s failed", self.route.model, exc_info=exc)
-            _clear_frames(exc)
+            clear_frames(exc)
             raise
 
     def _load(self) -> None:
-        import torch
-        from diffusers import AutoPipelineForText2Image
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
-
-        # Loading bars are noise in a service log, written at every cold start and swap.
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
         opts = self.options
-        device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        placement = plan_placement(
-            device, opts.offload, accelerate=importlib.util.find_spec("accelerate") is not None
-        )
-        if placement.warning:
-            log.warning("%s: %s", self.route.primary_id, placement.warning)
-        dtype = _torch_dtype(torch, opts.torch_dtype, device)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        if opts.revision:
-            kwargs["revision"] = opts.revision
-        index = self._model_index(opts.revision)
-        checker = _has_component(index, "safety_checker")
-        if checker and not opts.enable_safety_checker:
-            # Not loading it at all saves its memory (about 1 GB for SD 1.x).
-            kwargs.update(safety_checker=None, requires_safety_checker=False)
-        if not opts.text_encoder_3:
-            if _has_component(index, "text_encoder_3"):
-                # SD3 without T5-XXL: the pipeline encodes with the two CLIPs alone (and
-                # the T5 weights are not even downloaded).
-                kwargs.update(text_encoder_3=None, tokenizer_3=None)
-            else:
-                log.warning(
-                    "%s: text_encoder_3 = false does not apply: this pipeline has no "
-                    "text_encoder_3 (only SD3 pipelines have one); loading it as it is",
-                    self.route.primary_id,
-                )
-        self.device = device
-        pipe = AutoPipelineForText2Image.from_pretrained(self.route.model, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
-        if opts.enable_attention_slicing:
-            pipe.enable_attention_slicing()
-        vae = getattr(pipe, "vae", None)
-        if opts.enable_tiling and vae is not None and hasattr(vae, "enable_tiling"):
-            vae.enable_tiling()
-        self.offload = placement.offload
-        _place(pipe, placement.offload, device)
-        self.size_multiple = _size_multiple(pipe)
-        self.model_max_edge = _model_max_edge(pipe)
-        self.native_size = native = _native_size(pipe)
+        plan = plan_load(self.route.model, opts, name=self.route.primary_id)
+        self.device = device = plan.device
+        pipe = open_pipeline(self.route.model, plan, opts)
+        self.offload = plan.placement.offload
+        place(pipe, plan.placement.offload, device)
+        self.size_multiple = size_multiple(pipe)
+        self.model_max_edge = model_max_edge(pipe)
+        self.native_size = native = native_size(pipe)
         self._interruptible = "callback_on_step_end" in inspect.signature(pipe.__call__).parameters
         with self._swap:
             if not self._closed:
@@ -241,19 +138,15 @@ class DiffusionBackend:
             self.route.primary_id,
             type(self._pipe).__name__,
             device,
-            str(dtype).removeprefix("torch."),
+            str(plan.dtype).removeprefix("torch."),
             self.size_multiple,
             *native,
-            ("on" if opts.enable_safety_checker else "off") if checker else "none in this pipeline",
-            placement.offload,
-            _t5_state(self._pipe),
+            ("on" if opts.enable_safety_checker else "off")
+            if plan.safety_checker
+            else "none in this pipeline",
+            plan.placement.offload,
+            t5_state(self._pipe),
         )
-
-    def _model_index(self, revision: str | None) -> dict[str, Any]:
-        from diffusers import DiffusionPipeline
-
-        config: dict[str, Any] = DiffusionPipeline.load_config(self.route.model, revision=revision)
-        return config
 
     def _unhook(self, pipe: Any) -> None:
         """Remove the offload hooks: they tie the weights to the device until removed."""
@@ -292,23 +185,18 @@ class DiffusionBackend:
                 "%s: pipeline freed: %s of tensors, %s of GPU memory handed back "
                 "(torch keeps %s reserved in this process)",
                 self.route.primary_id,
-                _amount(tensors - torch.cuda.memory_allocated(self.device)),
-                _amount(cached - kept),
-                _amount(kept),
+                amount(tensors - torch.cuda.memory_allocated(self.device)),
+                amount(cached - kept),
+                amount(kept),
             )
 
     def _release_memory(self) -> None:
         gc.collect()
         if not self._empty_cuda_cache() or self.offload != "none":
-            _trim_heap()  # the weights were in host memory (CPU, or offloaded from the GPU)
+            trim_heap()  # the weights were in host memory (CPU, or offloaded from the GPU)
 
     def _empty_cuda_cache(self) -> bool:
-        """Hand torch's cached GPU blocks back to the driver; False when not on CUDA."""
-        torch: Any = sys.modules.get("torch")
-        if torch is None or self.device is None or not self.device.startswith("cuda"):
-            return False
-        torch.cuda.empty_cache()
-        return True
+        return empty_cuda_cache(self.device)
 
     def failure(self) -> str | None:
         return None  # in-process: the pipeline cannot die on its own
@@ -343,7 +231,7 @@ class DiffusionBackend:
                 raise
             except Exception as exc:
                 # Its frames hold the job's activations (often the cause: out of memory).
-                _clear_frames(exc)
+                clear_frames(exc)
                 self._empty_cuda_cache()
                 raise
             finally:
@@ -396,105 +284,7 @@ class DiffusionBackend:
         return ImageResult(pngs, width, height, job.seed, time.perf_counter() - started)
 
 
-# ---- helpers --------------------------------------------------------------------------
-
-
-def _torch_dtype(torch: Any, name: str, device: str) -> Any:
-    if name == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if device == "cpu" and name != "float32":
-        log.warning("torch_dtype %s on CPU is slow or unsupported by some layers; float32 is advised", name)
-    return getattr(torch, name)
-
-
-def _has_component(index: dict[str, Any], name: str) -> bool:
-    """Whether the pipeline's model_index.json lists `name` (not as [null, null])."""
-    entry = index.get(name)
-    return isinstance(entry, (list, tuple)) and any(part is not None for part in entry)
-
-
-def _t5_state(pipe: Any) -> str:
-    """For the load log: whether an SD3 pipeline has its T5 encoder ('' for others)."""
-    if "text_encoder_3" not in getattr(pipe, "components", {}):
-        return ""
-    return ", T5 " + ("off" if pipe.text_encoder_3 is None else "on")
-
-
-def _place(pipe: Any, offload: str, device: str) -> None:
-    """Put the pipeline on `device`: whole, or through diffusers' CPU offload hooks.
-
-    "model" moves one whole component (text encoder, transformer, VAE) to the device when
-    it runs and back after; "sequential" streams each submodule's weights in for its
-    forward pass. Both leave the weights in host memory between uses.
-    """
-    if offload == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    elif offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-
-
-def _size_multiple(pipe: Any) -> int:
-    """What width and height must divide by: the VAE's scale, times the patch size (SD3)."""
-    scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-    patch = getattr(pipe, "patch_size", None)
-    if patch is None:
-        transformer = getattr(pipe, "transformer", None)
-        patch = getattr(getattr(transformer, "config", None), "patch_size", 1)
-    return scale * int(patch or 1)
-
-
-def _model_max_edge(pipe: Any) -> int | None:
-    """SD3's transformer crops a fixed position-embedding grid: larger images fail inside it."""
-    config = getattr(getattr(pipe, "transformer", None), "config", None)
-    grid = getattr(config, "pos_embed_max_size", None)
-    if not grid:
-        return None
-    return (
-        int(grid)
-        * int(getattr(config, "patch_size", 1) or 1)
-        * int(getattr(pipe, "vae_scale_factor", 8) or 8)
-    )
-
-
-def _native_size(pipe: Any) -> tuple[int, int]:
-    """The size the checkpoint was trained for (1024 for SD3/SDXL, 512 for SD 1.5)."""
-    scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-    sample = getattr(pipe, "default_sample_size", None)
-    if sample is None:
-        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-        sample = getattr(getattr(denoiser, "config", None), "sample_size", None)
-    if isinstance(sample, (list, tuple)):
-        return int(sample[1]) * scale, int(sample[0]) * scale
-    side = int(sample) * scale if sample else 1024
-    return side, side
-
-
-def _amount(size: int) -> str:
-    return f"{size / GIB:.2f} GiB" if abs(size) >= GIB else f"{size / (1024 * 1024):.1f} MiB"
-
-
 def _png(image: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _clear_frames(exc: BaseException) -> None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
-        current = current.__cause__ or current.__context__
-
-
-def _trim_heap() -> None:
-    """Give freed heap pages back to the OS (glibc keeps them otherwise; RSS stays high)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-        pass

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from llmhost.backends import diffusion
+from llmhost.backends import pipeline_load
 from llmhost.backends.diffusion import DiffusionBackend, ImageJob, Placement, plan_placement
 from llmhost.config import HostConfig, parse_catalog
 from llmhost.settings import Settings
@@ -176,7 +176,11 @@ async def test_model_offload_hooks_are_removed_at_unload(
     explicit device="cpu" for model offload), to check what the host does around the hooks:
     images still come out, and unload removes the hooks and frees the pipeline.
     """
-    monkeypatch.setattr(diffusion, "plan_placement", lambda device, offload, accelerate: Placement(offload))
+
+    def as_asked(device: str, offload: str, accelerate: bool) -> Placement:
+        return Placement(offload)
+
+    monkeypatch.setattr(pipeline_load, "plan_placement", as_asked)
     plain = _backend(tiny_models.sd3)
     await plain.start()
     try:
