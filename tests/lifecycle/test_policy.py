@@ -1,0 +1,151 @@
+"""plan_eviction as a table: residents and a GPU reading in, the names to unload out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+
+from llmhost.gpu import GIB, GpuMemory
+from llmhost.lifecycle.policy import Policy, Resident, plan_eviction
+
+TOTAL = 16 * GIB
+
+
+def idle(name: str, last_used: float, gib: float | None = 4) -> Resident:
+    return Resident(name, False, last_used, None if gib is None else int(gib * GIB))
+
+
+def busy(name: str, last_used: float, gib: float | None = 4) -> Resident:
+    return Resident(name, True, last_used, None if gib is None else int(gib * GIB))
+
+
+def free(gib: float) -> GpuMemory:
+    return GpuMemory(total_bytes=TOTAL, free_bytes=int(gib * GIB))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    policy: Policy
+    need_gib: float | None
+    residents: tuple[Resident, ...]
+    gpu: GpuMemory | None
+    evict: tuple[str, ...]
+    fits: bool = True
+    reason: str = ""  # a part of the plan's reason
+
+
+CASES = [
+    Case("exclusive, nothing resident", "exclusive", 4, (), free(16), ()),
+    Case(
+        "exclusive evicts every other model, idle first, least recently used first",
+        "exclusive",
+        4,
+        (busy("old-busy", 1), idle("recent", 9), idle("old", 2)),
+        free(4),
+        ("old", "recent", "old-busy"),
+        reason="one model at a time",
+    ),
+    Case(
+        "exclusive ignores the target itself", "exclusive", 4, (idle("t", 1), idle("a", 2)), free(8), ("a",)
+    ),
+    Case("exclusive without NVML still evicts", "exclusive", None, (idle("a", 1),), None, ("a",)),
+    Case(
+        "fit without NVML keeps every resident model",
+        "fit",
+        4,
+        (idle("a", 1), busy("b", 2)),
+        None,
+        (),
+        reason="no NVML",
+    ),
+    Case(
+        "fit with an unknown need frees the whole GPU",
+        "fit",
+        None,
+        (busy("b", 1), idle("a", 5)),
+        free(8),
+        ("a", "b"),
+        reason="unknown",
+    ),
+    Case(
+        "fit: fits beside the residents", "fit", 4, (idle("a", 1), idle("b", 2)), free(8), (), reason="fits"
+    ),
+    Case("fit: exactly what is free fits", "fit", 8, (idle("a", 1),), free(8), ()),
+    Case(
+        "fit evicts the least recently used idle model until it fits",
+        "fit",
+        6,
+        (idle("recent", 9), idle("old", 2), idle("middle", 5)),
+        free(2),
+        ("old",),
+        reason="evicting old",
+    ),
+    Case(
+        "fit evicts idle models before busy ones, however old",
+        "fit",
+        6,
+        (busy("oldest", 0), idle("recent", 9)),
+        free(2),
+        ("recent",),
+    ),
+    Case(
+        "fit goes on to busy models when idle ones are not enough",
+        "fit",
+        10,
+        (busy("b", 0), idle("a", 9)),
+        free(2),
+        ("a", "b"),
+    ),
+    Case(
+        "fit counts a victim of unknown size as freeing nothing",
+        "fit",
+        6,
+        (idle("unknown", 1, gib=None), idle("known", 2)),
+        free(2),
+        ("unknown", "known"),
+    ),
+    Case(
+        "fit refuses a need larger than the GPU",
+        "fit",
+        20,
+        (idle("a", 1),),
+        free(12),
+        (),
+        fits=False,
+        reason="in total",
+    ),
+    Case(
+        "fit refuses what even an empty GPU (less other processes) cannot hold",
+        "fit",
+        14,
+        (idle("a", 1), busy("b", 2)),
+        free(2),
+        (),
+        fits=False,
+        reason="other processes",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_plan_eviction(case: Case) -> None:
+    need = None if case.need_gib is None else int(case.need_gib * GIB)
+    plan = plan_eviction(case.policy, "t", need, case.residents, case.gpu)
+    assert plan.evict == case.evict
+    assert plan.fits is case.fits
+    assert case.reason in plan.reason
+
+
+def test_plan_eviction_is_a_pure_decision(caplog: pytest.LogCaptureFixture) -> None:
+    """It must not log or change its inputs: the scheduler logs what it carries out."""
+    residents = [idle("a", 1), busy("b", 2)]
+    before = list(residents)
+    with caplog.at_level(logging.DEBUG):
+        first = plan_eviction("fit", "t", 12 * GIB, residents, free(4))
+        second = plan_eviction("fit", "t", 12 * GIB, residents, free(4))
+    assert first == second
+    assert residents == before
+    assert caplog.records == []
