@@ -1,4 +1,7 @@
-"""The bare-engine baseline: vLLM's AsyncLLM created directly, no llmhost, no HTTP.
+"""The bare-engine baseline: vLLM's AsyncLLM created directly, no llmhost host, no HTTP.
+
+The engine is created by llmhost's own loader function (`create_engine`), so the
+comparison measures the same load without the host around it.
 
 Run as its own process (`python -m bench.engine_direct SPEC.json`), once per round, so
 nothing is shared with another measurement. In one go it measures:
@@ -20,6 +23,8 @@ import os
 import sys
 import time
 from typing import Any
+
+from llmhost.backends.vllm import create_engine  # imports no vLLM: that comes after T0
 
 T0 = time.perf_counter()  # before vLLM is imported: the cold start counts the import
 
@@ -44,11 +49,8 @@ async def _first_token(
 
 
 def _create(spec: dict[str, Any]) -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    args = AsyncEngineArgs(model=spec["model"], served_model_name=spec["served_names"], **spec["engine"])
-    return AsyncLLM.from_engine_args(args)
+    # llmhost's own loader, so both sides create the engine the same way.
+    return create_engine(spec["model"], spec["served_names"], spec["engine"])
 
 
 async def main(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The bare-pipeline baseline: the same diffusers pipeline, called directly in a process
-of its own, loaded the way llmhost loads it (AutoPipelineForText2Image, same dtype and
-device choice), generating with the same arguments and encoding the same PNG.
+of its own, loaded by llmhost's own loader functions (llmhost.backends.pipeline_load:
+same dtype, device, components and placement), generating with the same arguments and
+encoding the same PNG.
 
 A long-lived worker: reads one JSON command per line on stdin and answers one JSON line
 on stdout. `{"cmd": "load"}` loads the pipeline; `{"cmd": "generate", ...}` generates
@@ -24,35 +25,20 @@ class Direct:
         self.pipe: Any = None
 
     def load(self) -> dict[str, Any]:
-        import torch
-        from diffusers import AutoPipelineForText2Image
-        from diffusers.utils import logging as diffusers_logging
-        from transformers.utils import logging as transformers_logging
+        # Imported before the clock starts: load_s is the load itself.
+        import torch  # noqa: F401
+        from diffusers import AutoPipelineForText2Image  # noqa: F401
+
+        from llmhost.backends.pipeline_load import open_pipeline, place, plan_load
+        from llmhost.config import PipelineConfig
 
         started = time.perf_counter()
-        diffusers_logging.disable_progress_bar()  # as llmhost does
-        transformers_logging.disable_progress_bar()
-        opts = self.options
-        device = opts.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-        name = opts.get("torch_dtype", "auto")
-        if name == "auto":
-            dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        else:
-            dtype = getattr(torch, name)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        if opts.get("revision"):
-            kwargs["revision"] = opts["revision"]
-        if opts.get("enable_safety_checker") is False:
-            kwargs.update(safety_checker=None, requires_safety_checker=False)
-        pipe = AutoPipelineForText2Image.from_pretrained(self.model, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
-        if opts.get("enable_attention_slicing"):
-            pipe.enable_attention_slicing()
-        if opts.get("enable_tiling") and hasattr(getattr(pipe, "vae", None), "enable_tiling"):
-            pipe.vae.enable_tiling()
-        pipe.to(device)
+        opts = PipelineConfig.model_validate(self.options)
+        plan = plan_load(self.model, opts, name="direct")
+        pipe = open_pipeline(self.model, plan, opts)
+        place(pipe, plan.placement.offload, plan.device)
         self.pipe = pipe
-        return {"load_s": time.perf_counter() - started, "device": device, "dtype": str(dtype)}
+        return {"load_s": time.perf_counter() - started, "device": plan.device, "dtype": str(plan.dtype)}
 
     def generate(self, job: dict[str, Any]) -> dict[str, Any]:
         import torch

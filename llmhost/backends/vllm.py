@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,27 @@ PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
 # How long an abandoned start may take to return once its processes are killed (a start
 # still in the host process, e.g. reading a large config, cannot be interrupted sooner).
 ABANDON_TIMEOUT_SECONDS = 120.0
+
+
+def create_engine(model: str, served_names: Iterable[str], engine: dict[str, Any]) -> Any:
+    """Create vLLM's AsyncLLM for `model` with the route's engine arguments (blocking).
+
+    The one way llmhost creates an engine; the bare-engine baseline in bench/ calls it too.
+    """
+    _use_spawn()
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    args = AsyncEngineArgs(model=model, served_model_name=list(served_names), **engine)
+    return AsyncLLM.from_engine_args(args)
+
+
+def _use_spawn() -> None:
+    # spawn everywhere: vLLM itself picks it under WSL2 or once CUDA is initialized in
+    # this process (the diffusion pipeline does that), fork otherwise; one start method
+    # means one behaviour to test. A user's explicit choice is kept. An environment
+    # variable because vLLM reads it there (vllm.envs), and no engine argument sets it.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
 
 
 class EngineStartError(LoadFailed):
@@ -78,26 +100,14 @@ class VllmBackend:
         await self._build_serving()
 
     def _create_engine(self) -> Any:
-        # spawn everywhere: vLLM itself picks it under WSL2 or once CUDA is initialized in
-        # this process (the diffusion pipeline does that), fork otherwise; one start method
-        # means one behaviour to test. A user's explicit choice is kept. An environment
-        # variable because vLLM reads it there (vllm.envs), and no engine argument sets it.
-        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
+        _use_spawn()  # before capture_config imports vLLM
         engine = dict(self.route.engine)
         if not {"logging_config", "log_config_file"} & engine.keys():
             self._failure_log = new_log_file(self.route.name)
             logging_config = capture_config(self._failure_log)
             if logging_config is not None:
                 engine["logging_config"] = logging_config
-        args = AsyncEngineArgs(
-            model=self.route.model,
-            served_model_name=list(self.route.model_ids),
-            **engine,
-        )
-        return AsyncLLM.from_engine_args(args)
+        return create_engine(self.route.model, self.route.model_ids, engine)
 
     async def _build_serving(self) -> None:
         from vllm.entrypoints.openai.chat_completion.serving import OpenAIServingChat
