@@ -26,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.common import PYTHON
+from llmhost.config_text import models_toml
 
 # vLLM server flags for llmhost's [serving] options (what `vllm serve` calls them).
 _SERVING_FLAGS = {
@@ -151,30 +152,6 @@ def config_subjects(path: Path, names: Sequence[str] | None = None) -> Subjects:
 # ---- llmhost's side ----------------------------------------------------------------------
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _table(header: str, values: Mapping[str, Any]) -> list[str]:
-    lines = [f"[{header}]"]
-    lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if not isinstance(v, dict)]
-    for key, sub in values.items():
-        if isinstance(sub, dict):
-            lines += ["", f"[{header}.{key}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in sub.items()]
-    return lines
-
-
 def write_llmhost_config(path: Path, subjects: Subjects, routes: Sequence[Route]) -> Path:
     """A models.toml for one llmhost run: `routes`, policy exclusive, nothing prewarmed."""
     host = {
@@ -183,12 +160,13 @@ def write_llmhost_config(path: Path, subjects: Subjects, routes: Sequence[Route]
         "idle_seconds": 3600,
         "start_timeout_seconds": max(600, int(subjects.host.get("start_timeout_seconds", 0))),
     }
-    lines = ["# Written by bench.run for one measurement.", *_table("host", host)]
+    tables: dict[str, dict[str, Any]] = {}
     for route in routes:
         table = {k: v for k, v in route.table.items() if k not in ("idle_seconds", "auth")}
         table["auth"] = "none"  # neither side checks a key
-        lines += ["", *_table(f"routes.{route.name}", table)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tables[route.name] = table
+    text = models_toml(host, tables, comment="Written by bench.run for one measurement.")
+    path.write_text(text, encoding="utf-8")
     return path
 
 

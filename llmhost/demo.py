@@ -8,10 +8,11 @@ reasoning parsers, a diffusers pipeline. Runs on CPU or GPU, with no download.
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
+from typing import Any
 
+from llmhost.config_text import models_toml
 from llmhost.tiny_models import TinyModels, ensure_tiny_models, tiny_engine_args
 
 # route -> (which tiny model, served names as in models.toml, [serving] options)
@@ -26,37 +27,26 @@ VISION_NAMES = ("vision-diffusion", "sd3.5-medium")
 
 
 def demo_config_text(models: TinyModels) -> str:
-    engine = "\n".join(f"{key} = {json.dumps(value)}" for key, value in tiny_engine_args().items())
-    parts = [
-        "# Written by `llmhost demo`: the shipped routes, backed by tiny local models.",
-        "[host]",
-        'policy = "exclusive"',
-        "idle_seconds = 600",
-        "start_timeout_seconds = 300",
-    ]
+    host = {"policy": "exclusive", "idle_seconds": 600, "start_timeout_seconds": 300}
+    routes: dict[str, dict[str, Any]] = {}
     for route, (which, names, serving) in DEMO_ROUTES.items():
-        parts += [
-            f"\n[routes.{route}]",
-            'kind = "llm"',
-            f"model = {json.dumps(str(getattr(models, which)))}",
-            f"served_names = {json.dumps(list(names))}",
-            f"[routes.{route}.engine]",
-            engine,
-        ]
+        routes[route] = {
+            "kind": "llm",
+            "model": str(getattr(models, which)),
+            "served_names": list(names),
+            "engine": tiny_engine_args(),
+        }
         if serving:
-            parts.append(f"[routes.{route}.serving]")
-            parts += [f"{key} = {json.dumps(value)}" for key, value in serving.items()]
-    parts += [
-        "\n[routes.vision]",
-        'kind = "diffusion"',
-        f"model = {json.dumps(str(models.sd3))}",
-        f"served_names = {json.dumps(list(VISION_NAMES))}",
-        'auth = "none"',
-        "[routes.vision.pipeline]",
-        "max_edge = 512",
-        "default_steps = 4",
-    ]
-    return "\n".join(parts) + "\n"
+            routes[route]["serving"] = dict(serving)
+    routes["vision"] = {
+        "kind": "diffusion",
+        "model": str(models.sd3),
+        "served_names": list(VISION_NAMES),
+        "auth": "none",
+        "pipeline": {"max_edge": 512, "default_steps": 4},
+    }
+    comment = "Written by `llmhost demo`: the shipped routes, backed by tiny local models."
+    return models_toml(host, routes, comment=comment)
 
 
 def write_demo_config(cache_dir: Path | None = None) -> Path:

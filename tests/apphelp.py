@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from llmhost.app import create_app
 from llmhost.backends.base import BackendFactory
 from llmhost.config import Catalog
+from llmhost.config_text import toml_assignments, toml_table
 from llmhost.gpu import GpuMonitor, NullMonitor
 from llmhost.settings import Settings
 
@@ -86,9 +87,7 @@ class ServerThread:
 
 def engine_table(args: dict[str, object]) -> str:
     """Engine arguments as the body of a [routes.X.engine] table."""
-    import json
-
-    return "\n".join(f"{key} = {json.dumps(value)}" for key, value in args.items())
+    return "\n".join(toml_assignments(args))
 
 
 def tiny_llm_route(name: str, model: object, served: str, *, serving: str = "", extra: str = "") -> str:
@@ -98,8 +97,9 @@ def tiny_llm_route(name: str, model: object, served: str, *, serving: str = "", 
     """
     from llmhost.tiny_models import tiny_engine_args
 
-    table = f'[routes.{name}]\nkind = "llm"\nmodel = "{model}"\nserved_names = ["{served}"]\n{extra}\n'
-    table += f"[routes.{name}.engine]\n{engine_table(tiny_engine_args())}\n"
+    head = toml_table(f"routes.{name}", {"kind": "llm", "model": str(model), "served_names": [served]})
+    table = "\n".join(head) + f"\n{extra}\n"
+    table += "\n".join(toml_table(f"routes.{name}.engine", tiny_engine_args())) + "\n"
     if serving:
         table += f"[routes.{name}.serving]\n{serving}\n"
     return table

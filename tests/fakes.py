@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from llmhost.config import Catalog, HostConfig, RouteConfig, parse_catalog
+from llmhost.config_text import models_toml
 from llmhost.gpu import GIB, GpuMemory
 
 
@@ -92,13 +93,5 @@ class FakeBackend:
 
 
 def catalog(policy: str = "exclusive", routes: tuple[str, ...] = ("a", "b"), **host: object) -> Catalog:
-    lines = ["[host]", f'policy = "{policy}"']
-    lines += [f"{key} = {value!r}".replace("'", '"') for key, value in host.items()]
-    for name in routes:
-        lines += [
-            f"[routes.{name}]",
-            'kind = "llm"',
-            f'model = "org/{name}"',
-            f'served_names = ["{name}-model"]',
-        ]
-    return parse_catalog("\n".join(lines).replace("True", "true").replace("False", "false"))
+    tables = {n: {"kind": "llm", "model": f"org/{n}", "served_names": [f"{n}-model"]} for n in routes}
+    return parse_catalog(models_toml({"policy": policy, **host}, tables))
