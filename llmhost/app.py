@@ -12,8 +12,10 @@ from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 
 from llmhost import __version__
-from llmhost.api import admin, openai, tools, vision
-from llmhost.api.common import HostState
+from llmhost.api import admin, tools
+from llmhost.api.chat import api_router as chat
+from llmhost.api.images import api_router as images
+from llmhost.api.images.queue import ImageQueue
 from llmhost.auth import KeyCheck
 from llmhost.backends import create_backend
 from llmhost.backends.base import BackendFactory
@@ -27,6 +29,7 @@ from llmhost.preflight import problem as preflight_problem
 from llmhost.preload import Preloader
 from llmhost.reload import install_sighup
 from llmhost.settings import Settings
+from llmhost.state import HostState
 
 log = logging.getLogger("llmhost")
 
@@ -56,6 +59,7 @@ def create_app(
             keys=KeyCheck(settings.api_key),
             started_at=time.time(),
             preload=preloader,
+            images=ImageQueue(),
         )
         manager.start()
         manager.prewarm(catalog.host.prewarm)
@@ -93,8 +97,8 @@ def create_app(
         )
     app.include_router(admin.router)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
-    app.include_router(openai.router)
-    app.include_router(vision.router)
+    app.include_router(chat.router)
+    app.include_router(images.router)
     app.include_router(tools.router)
     return app
 

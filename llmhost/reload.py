@@ -7,9 +7,9 @@ import logging
 import signal
 from pathlib import Path
 
-from llmhost.api.common import HostState
 from llmhost.config import ConfigError, load_catalog
 from llmhost.preflight import refuse_missing
+from llmhost.state import HostState
 
 log = logging.getLogger("llmhost")
 

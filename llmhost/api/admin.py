@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from llmhost.api.common import host_state
-from llmhost.config import ConfigError
+from llmhost.api.resolve import is_image_route
+from llmhost.config import ConfigError, RouteConfig
 from llmhost.errors import InvalidRequest
 from llmhost.gpu import GpuMonitor
 from llmhost.metrics import render_metrics
+from llmhost.state import host_state
 
 router = APIRouter(tags=["admin"])
 
@@ -39,17 +40,18 @@ async def routes(request: Request) -> dict[str, Any]:
                 "auth": route.auth_mode,
                 "idle_seconds": route.effective_idle_seconds(host),
                 "state": state.manager.route_state(route.name).value,
-                "paths": _paths(route.name, route.kind),
+                "paths": _paths(route),
             }
             for route in state.catalog.routes.values()
         ],
     }
 
 
-def _paths(name: str, kind: str) -> list[str]:
-    if kind == "llm":
-        return [f"/{name}/v1/models", f"/{name}/v1/chat/completions", f"/{name}/v1/completions"]
-    return [f"/{name}/generate", f"/{name}/healthz", f"/{name}/v1/images/generations"]
+def _paths(route: RouteConfig) -> list[str]:
+    name = route.name
+    if is_image_route(route):
+        return [f"/{name}/generate", f"/{name}/healthz", f"/{name}/v1/images/generations"]
+    return [f"/{name}/v1/models", f"/{name}/v1/chat/completions", f"/{name}/v1/completions"]
 
 
 def gpu_stats(gpu: GpuMonitor) -> dict[str, Any]:

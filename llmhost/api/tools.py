@@ -20,7 +20,7 @@ import httpx
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmhost.api.common import HostState, host_state, json_body
+from llmhost.api.body import json_body
 from llmhost.config import SearchConfig
 from llmhost.errors import (
     InvalidRequest,
@@ -29,6 +29,7 @@ from llmhost.errors import (
     SearchUnavailable,
     invalid_body,
 )
+from llmhost.state import HostState, host_state
 
 router = APIRouter(tags=["tools"])
 

@@ -1,17 +1,22 @@
-"""The small interface the lifecycle manager drives; one implementation per route kind."""
+"""The interfaces the host drives: `Backend` for the lifecycle manager, `LlmBackend` and
+`ImageBackend` for the API. One implementation per route kind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmhost.config import HostConfig, RouteConfig
+
+if TYPE_CHECKING:
+    from llmhost.backends.diffusion import ImageJob, ImageResult
 
 
 class LoadFailed(RuntimeError):
     """A backend's `start` failed; the message says why in one line, meant for users."""
 
 
+@runtime_checkable
 class Backend(Protocol):
     """One loaded model. Created stopped; `start` loads it, `stop` frees everything it holds.
 
@@ -29,6 +34,45 @@ class Backend(Protocol):
     def failure(self) -> str | None:
         """Why the loaded model can no longer serve (its engine died), or None."""
         ...
+
+
+class ServingAnswer(Protocol):
+    """A complete answer, or vLLM's ErrorResponse (already the OpenAI error envelope)."""
+
+    def model_dump(self) -> Any: ...
+
+
+# What a serving call returns: one answer, or the stream's SSE events.
+ServingResult = ServingAnswer | AsyncIterator[str]
+
+
+class ChatServing(Protocol):
+    """vLLM's OpenAIServingChat, as the API calls it."""
+
+    async def create_chat_completion(self, request: Any, raw_request: Any) -> ServingResult: ...
+
+
+class CompletionServing(Protocol):
+    """vLLM's OpenAIServingCompletion, as the API calls it."""
+
+    async def create_completion(self, request: Any, raw_request: Any) -> ServingResult: ...
+
+
+@runtime_checkable
+class LlmBackend(Backend, Protocol):
+    """A loaded language model: the API hands it requests already validated with vLLM's
+    own protocol models (`request`) and the HTTP request they came in (`raw_request`)."""
+
+    chat: ChatServing
+    completion: CompletionServing
+
+
+@runtime_checkable
+class ImageBackend(Protocol):
+    """A loaded image pipeline: one job in, PNGs out. (Methods only, so a backend class
+    can be asked too: `issubclass(cls, ImageBackend)`.)"""
+
+    async def generate(self, job: ImageJob) -> ImageResult: ...
 
 
 BackendFactory = Callable[[RouteConfig, HostConfig], Backend]

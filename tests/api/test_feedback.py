@@ -51,7 +51,7 @@ def test_cold_start_streams_progress_then_the_answer(tiny_models: Any) -> None:
 
 
 def test_answer_chunks_continue_the_progress_stream() -> None:
-    from llmhost.api.feedback import _continue
+    from llmhost.api.chat.serving import continue_stream as _continue
 
     ours = "chatcmpl-ours"
     prefix = f'data: {{"id":{json.dumps(ours)},'

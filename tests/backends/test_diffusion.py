@@ -234,7 +234,7 @@ def test_importing_the_host_imports_no_torch_or_diffusers() -> None:
     import sys
 
     code = (
-        "import sys, llmhost.app, llmhost.backends.diffusion, llmhost.api.vision; "
+        "import sys, llmhost.app, llmhost.backends.diffusion, llmhost.api.images.api_router; "
         "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))"
     )
     out = subprocess.run(

@@ -1,0 +1,210 @@
+"""Serving the LLM endpoints: a validated request, under a lease, handed to vLLM's
+serving objects of the route's engine; the model list straight from the configuration.
+
+Loading feedback: with `[host] loading_feedback = true`, a streaming chat request that
+has to wait for its lease (a cold start) sees the wait as reasoning deltas
+("loading coder-fast… 12 s") before the answer, so Open WebUI shows a live "thinking"
+line instead of a frozen spinner. The chunks are ordinary chat.completion.chunk
+objects; clients that ignore reasoning ignore them.
+
+That whole response is one stream, as OpenAI's are: one `id` in every chunk and
+`role: assistant` in the first chunk only. The progress chunks take the id vLLM will
+give its answer (`chatcmpl-` + X-Request-Id or the request's `request_id`); each answer
+chunk is checked with a string comparison and rewritten only when its id differs or it
+repeats the role, so the common chunk costs no JSON parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from llmhost.api.chat.protocol import Endpoint
+from llmhost.api.disconnect import until_disconnected
+from llmhost.api.streaming import LeasedStream, LeaseHold
+from llmhost.backends.base import LlmBackend, ServingResult
+from llmhost.config import RouteConfig
+from llmhost.errors import (
+    HostError,
+    error_body,
+    sse_error,
+    sse_host_error,
+    vllm_client_error,
+    vllm_error_status,
+)
+from llmhost.lifecycle.slot import Lease
+from llmhost.lifecycle.state import ModelState
+from llmhost.state import HostState
+
+FEEDBACK_INTERVAL_SECONDS = 3.0
+
+
+# ---- the model list -------------------------------------------------------------------
+
+
+def model_list(state: HostState, routes: list[RouteConfig]) -> dict[str, Any]:
+    # Straight from the configuration: never loads or waits for a model.
+    data = [
+        _model_card(state, route, model_id)
+        for route in routes
+        for model_id in (route.served_names or (route.model,))
+    ]
+    return {"object": "list", "data": data}
+
+
+def _model_card(state: HostState, route: RouteConfig, model_id: str) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": int(state.started_at),
+        "owned_by": "llmhost",
+        "root": route.model,
+        "parent": None,
+        "route": route.name,
+        "kind": route.kind,
+        "loaded": state.manager.route_state(route.name) is ModelState.READY,
+    }
+
+
+# ---- completions ----------------------------------------------------------------------
+
+
+async def serve(
+    request: Request, state: HostState, route: RouteConfig, endpoint: Endpoint, parsed: Any
+) -> Response:
+    """Answer one validated request: JSON, or a stream that holds the lease until it ends."""
+    async with AsyncExitStack() as owner:
+        hold = LeaseHold(state.manager, route.name)
+        owner.push_async_callback(hold.aclose)
+        if (
+            state.catalog.host.loading_feedback
+            and endpoint == "chat"
+            and bool(getattr(parsed, "stream", False))
+        ):
+            await asyncio.sleep(0)  # a lease that is free now is granted in this step
+            if not hold.taking.done():  # it has to wait, for a cold start: show the wait
+                owner.pop_all()
+                return LeasedStream(_with_feedback(request, route, parsed, hold), hold)
+        lease = await until_disconnected(request, hold.taking)
+        if lease is None:
+            return Response(status_code=499)
+        try:
+            result = await until_disconnected(request, _call(lease, endpoint, parsed, request))
+        except Exception as exc:
+            raise vllm_client_error(exc) from exc
+        if result is None:  # client went away; cancelling the work aborted it in the engine
+            return Response(status_code=499)
+        if isinstance(result, AsyncIterator):
+            owner.pop_all()
+            return LeasedStream(_guard(result, lease), hold)
+        payload = result.model_dump()
+        status = vllm_error_status(payload)
+        return JSONResponse(payload, status_code=status or 200)
+    raise AssertionError("unreachable")  # mypy: the stack swallows no exception
+
+
+def _backend(lease: Lease) -> LlmBackend:
+    backend = lease.backend
+    if not isinstance(backend, LlmBackend):
+        raise HostError(f"{lease.route.primary_id} does not serve completions.")
+    return backend
+
+
+async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request) -> ServingResult:
+    backend = _backend(lease)
+    if endpoint == "chat":
+        return await backend.chat.create_chat_completion(parsed, request)
+    return await backend.completion.create_completion(parsed, request)
+
+
+async def _guard(stream: AsyncIterator[str], lease: Lease) -> AsyncIterator[str]:
+    """Pass vLLM's SSE chunks through; if the stream breaks, end it with an error event."""
+    try:
+        async for chunk in stream:
+            yield chunk
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        message = lease.revoked or (
+            f"The stream from {lease.route.primary_id} broke off: {type(exc).__name__}: {exc}"
+        )
+        yield sse_error(error_body(message, "server_error", "stream_interrupted"))
+
+
+# ---- loading feedback -----------------------------------------------------------------
+
+
+async def _with_feedback(
+    request: Request, route: RouteConfig, parsed: Any, hold: LeaseHold
+) -> AsyncIterator[str]:
+    model = str(parsed.model or route.primary_id)
+    chunk_id = _stream_id(request, parsed)
+    started = time.monotonic()
+    first = True
+    while True:
+        seconds = time.monotonic() - started
+        yield _chunk(chunk_id, model, f"loading {route.primary_id}… {seconds:.0f} s\n", first=first)
+        first = False
+        done, _ = await asyncio.wait({hold.taking}, timeout=FEEDBACK_INTERVAL_SECONDS)
+        if done:
+            break
+    try:
+        lease = hold.taking.result()
+    except HostError as exc:
+        yield sse_host_error(exc)
+        return
+    yield _chunk(chunk_id, model, f"{route.primary_id} ready after {time.monotonic() - started:.0f} s\n")
+    result = await _backend(lease).chat.create_chat_completion(parsed, request)
+    if isinstance(result, AsyncIterator):
+        prefix = f'data: {{"id":{json.dumps(chunk_id)},'
+        async for chunk in result:
+            yield continue_stream(chunk, prefix, chunk_id)
+    else:  # vLLM's ErrorResponse: already the OpenAI envelope
+        yield sse_error(result.model_dump())
+
+
+def _chunk(chunk_id: str, model: str, text: str, *, first: bool = False) -> str:
+    delta = {"role": "assistant", "reasoning": text} if first else {"reasoning": text}
+    body = {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def _stream_id(request: Request, parsed: Any) -> str:
+    """The id vLLM gives this request's chunks (its `_base_request_id`), or a fresh one."""
+    header = request.headers.get("X-Request-Id")
+    base = header if header is not None else getattr(parsed, "request_id", None)
+    return f"chatcmpl-{base or uuid.uuid4().hex}"
+
+
+def continue_stream(chunk: str, prefix: str, chunk_id: str) -> str:
+    """One of vLLM's SSE events as the continuation of our stream: our id, no role."""
+    if chunk.startswith(prefix) and '"role"' not in chunk:
+        return chunk  # the common case: already ours, nothing to parse
+    if not chunk.startswith("data: {") or not chunk.endswith("\n\n"):
+        return chunk  # [DONE], or not one event: pass through untouched
+    try:
+        body = json.loads(chunk[6:])
+    except ValueError:
+        return chunk
+    if not isinstance(body, dict) or "choices" not in body:
+        return chunk  # an error event
+    body["id"] = chunk_id
+    for choice in body["choices"] or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            delta.pop("role", None)
+    return f"data: {json.dumps(body, separators=(',', ':'), ensure_ascii=False)}\n\n"

@@ -1,0 +1,77 @@
+"""Running an image job: a place in the route's queue, a lease on the pipeline (loading
+it if needed), the GPU turn, then the backend's `generate`."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import Any
+
+from fastapi import Request
+
+from llmhost.api.disconnect import until_disconnected
+from llmhost.backends.base import ImageBackend
+from llmhost.backends.diffusion import ImageJob, ImageResult
+from llmhost.config import RouteConfig
+from llmhost.errors import HostError, ModelUnavailable
+from llmhost.state import HostState
+
+log = logging.getLogger("llmhost.vision")
+
+
+async def run_job(
+    request: Request, state: HostState, route: RouteConfig, job: ImageJob
+) -> ImageResult | None:
+    """Queue, lease and run one job; None when the client went away first."""
+    queue = state.images
+    with queue.place(route) as place:
+
+        async def leased() -> ImageResult:
+            async with state.manager.lease(route.name) as lease:
+                async with queue.turn:
+                    place.leave()
+                    backend = lease.backend
+                    if not isinstance(backend, ImageBackend):
+                        raise HostError(f"{route.primary_id} does not generate images.")
+                    try:
+                        result = await backend.generate(job)
+                    except ModelUnavailable:
+                        if lease.revoked:
+                            raise ModelUnavailable(lease.revoked, retry_after=5) from None
+                        raise
+                    except HostError:
+                        raise
+                    except Exception as exc:
+                        log.exception("%s: image generation failed", route.primary_id)
+                        raise HostError(f"Generating the image failed: {type(exc).__name__}: {exc}") from exc
+                    queue.record(route, result.elapsed)
+                    return result
+
+        return await until_disconnected(request, leased())
+
+
+def images_answer(result: ImageResult) -> dict[str, Any]:
+    """OpenAI's images response."""
+    return {
+        "created": int(time.time()),
+        "data": [{"b64_json": _b64(png)} for png in result.png],
+        "output_format": "png",
+        "seed": result.seed,
+    }
+
+
+def generate_answer(route: RouteConfig, result: ImageResult) -> dict[str, Any]:
+    """The `/{route}/generate` response."""
+    return {
+        "image_base64": _b64(result.png[0]),
+        "elapsed": round(result.elapsed, 3),
+        "seed": result.seed,
+        "width": result.width,
+        "height": result.height,
+        "model": route.primary_id,
+    }
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")

@@ -1,0 +1,67 @@
+"""Leased streaming: a lease taken in the background, and a streaming response that holds
+it until the stream ends.
+
+The lease is always `ModelManager.lease()`, entered in a `LeaseHold`; the hold is closed
+by the handler that took it or, when the handler answers with a stream, by the stream.
+Nothing else releases a lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.slot import Lease
+
+
+class LeaseHold:
+    """A lease on `route_name`, being taken from the moment this is created; `aclose`
+    gives it up, or stops waiting for it. Usable as `async with`."""
+
+    def __init__(self, manager: ModelManager, route_name: str) -> None:
+        self._stack = AsyncExitStack()
+        self.taking: asyncio.Future[Lease] = asyncio.ensure_future(
+            self._stack.enter_async_context(manager.lease(route_name))
+        )
+
+    async def aclose(self) -> None:
+        if not self.taking.done():  # still waiting: stop, so no lease arrives after this
+            self.taking.cancel()
+            await asyncio.wait({self.taking})
+        if not self.taking.cancelled():
+            self.taking.exception()  # retrieved: a failure was already answered
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> LeaseHold:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class LeasedStream(StreamingResponse):
+    """Server-sent events that close `hold` when the stream ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[str], hold: LeaseHold) -> None:
+        super().__init__(content, media_type="text/event-stream")
+        self._content = content
+        self._hold = hold
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                close = getattr(self._content, "aclose", None)
+                if close is not None:  # first the work (the engine's request) ...
+                    await close()
+            finally:
+                await self._hold.aclose()  # ... then the lease it held

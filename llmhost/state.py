@@ -1,0 +1,37 @@
+"""HostState: what the routers and the reload share, created once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from llmhost.auth import KeyCheck
+from llmhost.config import Catalog
+from llmhost.gpu import GpuMonitor
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.preload import Preloader
+from llmhost.settings import Settings
+
+if TYPE_CHECKING:
+    from llmhost.api.images.queue import ImageQueue
+
+
+@dataclass
+class HostState:
+    """Everything the routers use, held on app.state.host."""
+
+    settings: Settings
+    catalog: Catalog
+    manager: ModelManager
+    gpu: GpuMonitor
+    keys: KeyCheck
+    started_at: float
+    preload: Preloader
+    images: ImageQueue
+
+
+def host_state(request: Request) -> HostState:
+    state: HostState = request.app.state.host
+    return state

@@ -1,0 +1,76 @@
+"""LeaseHold and LeasedStream: a lease is released by whoever holds it, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.types import Message
+
+from llmhost.api.streaming import LeasedStream, LeaseHold
+from llmhost.gpu import NullMonitor
+from llmhost.lifecycle.manager import ModelManager
+from tests.fakes import Recorder, catalog
+
+
+def _in_flight(manager: ModelManager) -> int:
+    return int(manager.snapshot()[0]["in_flight"])
+
+
+async def _manager() -> ModelManager:
+    manager = ModelManager(catalog(routes=("a",)), Recorder().factory, NullMonitor("test"))
+    manager.start()
+    return manager
+
+
+async def test_hold_releases_its_lease_once() -> None:
+    manager = await _manager()
+    async with LeaseHold(manager, "a") as hold:
+        lease = await hold.taking
+        assert _in_flight(manager) == 1
+    assert lease.released and _in_flight(manager) == 0
+    await hold.aclose()  # a second close changes nothing
+    assert _in_flight(manager) == 0
+    await manager.close()
+
+
+async def test_closing_a_waiting_hold_stops_waiting() -> None:
+    manager = await _manager()
+    hold = LeaseHold(manager, "a")  # the model is cold: this waits for its load
+    await asyncio.sleep(0)
+    assert not hold.taking.done()
+    await hold.aclose()
+    assert hold.taking.cancelled()
+    await asyncio.sleep(0.2)  # the load finishes; no lease is left behind
+    assert _in_flight(manager) == 0
+    await manager.close()
+
+
+async def test_stream_releases_the_lease_after_closing_its_content() -> None:
+    manager = await _manager()
+    hold = LeaseHold(manager, "a")
+    await hold.taking
+    order: list[str] = []
+
+    async def events() -> Any:
+        try:
+            yield "data: 1\n\n"
+            yield "data: 2\n\n"
+        finally:
+            order.append(f"content closed, in flight {_in_flight(manager)}")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    await LeasedStream(events(), hold)(scope, receive, send)
+    assert order == ["content closed, in flight 1"]
+    assert _in_flight(manager) == 0
+    assert b"".join(m.get("body", b"") for m in sent) == b"data: 1\n\ndata: 2\n\n"
+    await manager.close()
