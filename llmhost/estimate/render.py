@@ -1,0 +1,71 @@
+"""The table `llmhost check` prints, and the GPU it is printed for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from llmhost.estimate.figures import TIGHT_FRACTION
+from llmhost.estimate.result import RouteEstimate, resident_together, verdict
+from llmhost.gpu import GIB
+
+
+def detected_gpu_bytes() -> tuple[int | None, str]:
+    """Total memory of the GPU NVML sees, and a phrase naming it (or saying why none)."""
+    from llmhost.gpu import open_monitor
+
+    gpu_log = logging.getLogger("llmhost.gpu")
+    level = gpu_log.level
+    gpu_log.setLevel(logging.ERROR)  # open_monitor's serve-time warning is not check's business
+    try:
+        monitor = open_monitor()
+    finally:
+        gpu_log.setLevel(level)
+    try:
+        reading = monitor.memory()
+        if reading is None:
+            return None, monitor.unavailable_reason or "NVML gave no memory reading"
+        return reading.total_bytes, f"{monitor.name or 'GPU'} (NVML)"
+    finally:
+        monitor.close()
+
+
+def render(
+    estimates: Mapping[str, RouteEstimate],
+    gpu_bytes: int,
+    gpu_label: str,
+    policy: str,
+) -> str:
+    """The table `llmhost check` prints, one verdict per route."""
+    rows = [("ROUTE", "WEIGHTS", "KV CACHE", "OVERHEAD", "NEED", "VERDICT")]
+    for name, est in estimates.items():
+        kv = _gib(est.kv_cache_bytes)
+        if est.kv_cache_bytes is not None and est.max_model_len:
+            kv += f" ({est.max_model_len} tok)"
+        word: str = verdict(est.need_bytes, gpu_bytes)
+        if word == "unknown":
+            word = f"unknown: {est.unknown_reason or 'weights unknown'}"
+        rows.append((name, _gib(est.weights_bytes), kv, _gib(est.overhead_bytes), _gib(est.need_bytes), word))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        f"Fit estimate for {gpu_bytes / GIB:.2f} GiB ({gpu_label}); fits: need <= "
+        f"{TIGHT_FRACTION:.0%} of it, tight: up to all of it. KV cache: one sequence of max_model_len.",
+        *(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+            for row in rows
+        ),
+    ]
+    if policy == "fit":
+        groups = resident_together({n: e.need_bytes for n, e in estimates.items()}, gpu_bytes)
+        if groups:
+            lines.append("Can stay resident together (policy fit):")
+            for group in groups:
+                total = sum(estimates[n].need_bytes or 0 for n in group)
+                lines.append(f"  {' + '.join(group)}: {total / GIB:.2f} GiB")
+        else:
+            lines.append("Can stay resident together (policy fit): no two routes fit side by side.")
+    return "\n".join(lines)
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / GIB:.2f} GiB"
