@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from llmhost import vllm_source
 from llmhost.config import ConfigError, load_catalog, parse_catalog
+from llmhost.vllm_source import engine as engine_fields
+from llmhost.vllm_source import field_types, parsers, quantization, source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -261,10 +263,11 @@ def test_what_is_read_from_vllm_source() -> None:
 
 
 def test_without_vllm_its_checks_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    cached = [f for f in vars(vllm_source).values() if hasattr(f, "cache_clear")]
+    parts = (source, field_types, engine_fields, quantization, parsers)
+    cached = [f for part in parts for f in vars(part).values() if hasattr(f, "cache_clear")]
     for function in cached:
         function.cache_clear()
-    monkeypatch.setattr(vllm_source, "_root", lambda: None)
+    monkeypatch.setattr(source, "_root", lambda: None)
     try:
         text = (
             engine('quantization = "bitsandbytes"\nwarp_speed = 9')
