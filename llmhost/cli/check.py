@@ -1,0 +1,74 @@
+"""`llmhost check`: the route table, the effective settings and the fit estimate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from llmhost.cli.loading import load_raw
+from llmhost.config import Catalog, ConfigError
+from llmhost.settings import Settings
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from llmhost.preflight import refuse_missing
+
+    settings, raw = load_raw(args.config)
+    catalog = settings.apply_to(raw)
+    refuse_missing(catalog)  # a path that does not exist would evict, then fail, at load
+    rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
+    for r in catalog.routes.values():
+        rows.append(
+            (
+                r.name,
+                r.kind,
+                r.auth_mode,
+                f"{r.effective_idle_seconds(catalog.host):g}s",
+                r.model,
+                ", ".join(r.served_names) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    host = catalog.host
+    print(
+        f"\n{catalog.source}: {len(catalog.routes)} routes, policy {host.policy}, "
+        f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
+    )
+    _print_settings(settings.effective(raw, args.config))
+    _print_fit(args, settings, catalog)
+    return 0
+
+
+def _print_settings(rows: list[tuple[str, str, str]]) -> None:
+    """The effective host settings of `check`, each with where its value came from."""
+    print("\nSettings (environment > .env > models.toml > default):")
+    table = [("SETTING", "VALUE", "FROM"), *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(2)]
+    for name, value, origin in table:
+        print(f"  {name.ljust(widths[0])}  {value.ljust(widths[1])}  {origin}")
+
+
+def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -> None:
+    """The fit estimate of `check`: for --gpu-memory GIB, else for the GPU NVML sees."""
+
+    from llmhost import estimate
+
+    if args.gpu_memory is not None:
+        if not args.gpu_memory > 0:
+            raise ConfigError(f"--gpu-memory is the GPU's size in GiB (e.g. 16), not {args.gpu_memory:g}.")
+        gpu_bytes, label = int(args.gpu_memory * estimate.GIB), "--gpu-memory"
+    else:
+        detected, label = estimate.detected_gpu_bytes()
+        if detected is None:
+            print(f"\nNo fit estimate: no GPU seen ({label}); pass --gpu-memory GIB for one.")
+            return
+        gpu_bytes = detected
+    if args.online:
+        settings.export_hub_token()
+    # The cache `llmhost serve` uses: HF_HOME/HF_HUB_CACHE when set, else settings.hf_home.
+    env_cache = "HF_HOME" in os.environ or "HF_HUB_CACHE" in os.environ
+    cache = None if env_cache or not settings.hf_home.is_dir() else settings.hf_home / "hub"
+    estimates = estimate.estimate_routes(catalog.routes.values(), cache_dir=cache, online=args.online)
+    print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy))

@@ -1,0 +1,81 @@
+"""`llmhost serve` and `llmhost demo`: run the host until a stop signal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any
+
+from llmhost.cli.loading import load, settings_from_env
+from llmhost.settings import LOOPBACK_HOSTS
+
+log = logging.getLogger("llmhost")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from llmhost.demo import next_steps, write_demo_config
+
+    print("llmhost demo: building the tiny local models (once; cached)...", flush=True)
+    args.config = write_demo_config()
+    settings = settings_from_env()
+    port = args.port or settings.llmhost_port
+    print(next_steps(port, settings.api_key is not None, args.config), flush=True)
+    return cmd_serve(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings, catalog = load(args.config)
+    host = args.host or settings.llmhost_host
+    port = args.port or settings.llmhost_port
+    if host not in LOOPBACK_HOSTS and settings.api_key is None and not args.allow_no_key:
+        print(
+            f"llmhost: refusing to listen on {host} without an API key: anyone on the network "
+            "could use every model. Set VLLM_API_KEY, or pass --allow-no-key if that is what "
+            "you want.",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    from llmhost.app import create_app
+    from llmhost.notify import Notifier, NotifyingServer
+
+    notifier = Notifier()
+
+    settings.export_cache_dir()
+    level = settings.llmhost_log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, catalog)
+    # uvicorn drains and runs the lifespan shutdown on SIGTERM/SIGINT, then re-raises the
+    # signal under the handlers it found. With these no-op handlers in place that re-raise
+    # is harmless and a clean shutdown exits 0, as systemd expects.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_graceful_shutdown)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.llmhost_log_level.lower(),
+        timeout_graceful_shutdown=int(catalog.host.drain_timeout_seconds),
+    )
+    # Under systemd (Type=notify): READY=1 once /healthz answers, STOPPING=1 at shutdown.
+    # The stop signal abandons loads in progress and refuses new work at once; requests
+    # in flight still finish during uvicorn's drain (issue: a stop sat out a cold load).
+    server = NotifyingServer(config, notifier, on_stop=lambda: _begin_close(app))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started else 3  # 3: uvicorn's "could not start" (port in use, ...)
+
+
+def _begin_close(app: Any) -> None:
+    host = getattr(app.state, "host", None)  # absent when stopped before start-up finished
+    if host is not None:
+        host.manager.begin_close()
+
+
+def _after_graceful_shutdown(signum: int, frame: object) -> None:
+    log.info("stopped on signal %d", signum)
