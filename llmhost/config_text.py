@@ -26,6 +26,16 @@ def toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def as_toml(value: Any) -> str:
+    """`value` as models.toml spells it, for messages about it: TOML for booleans and
+    strings, Python's repr for anything else (numbers, and values TOML has no word for)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
 def toml_assignments(values: Mapping[str, Any]) -> list[str]:
     """`key = value` lines: the body of a table."""
     return [f"{key} = {toml_value(value)}" for key, value in values.items()]

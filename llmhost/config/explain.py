@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from pydantic import (
 
 from llmhost.config.host import HostConfig, SearchConfig
 from llmhost.config.route import PipelineConfig, RouteConfig, ServingConfig
+from llmhost.config_text import as_toml
 
 
 def explain_errors(source: str, exc: ValidationError, raw: Mapping[str, Any], prefix: str = "") -> str:
@@ -31,7 +31,7 @@ def explain_errors(source: str, exc: ValidationError, raw: Mapping[str, Any], pr
         where = _where(loc)
         msg = _TYPE_MESSAGES.get(err["type"], err["msg"].removeprefix("Value error, "))
         if "{value}" in msg:
-            msg = msg.format(value=_toml_value(err.get("input")))
+            msg = msg.format(value=as_toml(err.get("input")))
         if err["type"] == "extra_forbidden":
             close = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1, cutoff=0.6)
             msg = f"unknown key '{loc[-1]}'" + (f"; did you mean `{close[0]}`?" if close else "")
@@ -57,14 +57,6 @@ _TYPE_MESSAGES = {
     "model_type": "must be a table, not {value}",
     "model_attributes_type": "must be a table, not {value}",
 }
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
 
 
 def _keys_at(loc: list[str]) -> list[str]:

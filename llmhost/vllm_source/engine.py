@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from llmhost.config_text import as_toml
 from llmhost.vllm_source.field_types import ANY, Accepts, annotation_accepts
 from llmhost.vllm_source.parsers import parser_problem
 from llmhost.vllm_source.quantization import quantization_problem
-from llmhost.vllm_source.source import ARG_UTILS, as_toml, definition, module_ast, vllm_name
+from llmhost.vllm_source.source import ARG_UTILS, definition, module_ast, vllm_name
 
 _CLASSES = ("EngineArgs", "AsyncEngineArgs")
 # What vLLM's own CLI accepts as a size for max_model_len besides the numbers

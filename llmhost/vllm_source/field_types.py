@@ -6,7 +6,8 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-from llmhost.vllm_source.source import as_toml, definition
+from llmhost.config_text import as_toml
+from llmhost.vllm_source.source import definition
 
 _SIMPLE = ("int", "float", "bool", "str")
 

@@ -6,7 +6,8 @@ import ast
 import difflib
 from functools import cache
 
-from llmhost.vllm_source.source import as_toml, module_ast, suggest, vllm_name
+from llmhost.config_text import as_toml
+from llmhost.vllm_source.source import module_ast, suggest, vllm_name
 
 
 def _registered(module: str) -> frozenset[str] | None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
-import json
 import re
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 ARG_UTILS = "vllm.engine.arg_utils"
 
@@ -90,11 +88,3 @@ def suggest(key: str, choices: Iterable[str]) -> str | None:
     """The choice closest to a misspelt `key`, if one is close."""
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.75)
     return close[0] if close else None
-
-
-def as_toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
