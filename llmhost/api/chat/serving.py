@@ -21,7 +21,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import Request
@@ -81,34 +80,38 @@ async def serve(
     request: Request, state: HostState, route: RouteConfig, endpoint: Endpoint, parsed: Any
 ) -> Response:
     """Answer one validated request: JSON, or a stream that holds the lease until it ends."""
-    async with AsyncExitStack() as owner:
-        hold = LeaseHold(state.manager, route.name)
-        owner.push_async_callback(hold.aclose)
-        if (
-            state.catalog.host.loading_feedback
-            and endpoint == "chat"
-            and bool(getattr(parsed, "stream", False))
-        ):
-            await asyncio.sleep(0)  # a lease that is free now is granted in this step
-            if not hold.taking.done():  # it has to wait, for a cold start: show the wait
-                owner.pop_all()
-                return LeasedStream(_with_feedback(request, route, parsed, hold), hold)
-        lease = await until_disconnected(request, hold.taking)
-        if lease is None:
-            return Response(status_code=499)
-        try:
-            result = await until_disconnected(request, _call(lease, endpoint, parsed, request))
-        except Exception as exc:
-            raise vllm_client_error(exc) from exc
-        if result is None:  # client went away; cancelling the work aborted it in the engine
-            return Response(status_code=499)
-        if isinstance(result, AsyncIterator):
-            owner.pop_all()
-            return LeasedStream(_guard(result, lease), hold)
-        payload = result.model_dump()
-        status = vllm_error_status(payload)
-        return JSONResponse(payload, status_code=status or 200)
-    raise AssertionError("unreachable")  # mypy: the stack swallows no exception
+    hold = LeaseHold(state.manager, route.name)
+    try:
+        response = await _answer(request, state, route, endpoint, parsed, hold)
+    except BaseException:
+        await hold.aclose()
+        raise
+    if not isinstance(response, LeasedStream):  # a stream closes the hold when it ends
+        await hold.aclose()
+    return response
+
+
+async def _answer(
+    request: Request, state: HostState, route: RouteConfig, endpoint: Endpoint, parsed: Any, hold: LeaseHold
+) -> Response:
+    streaming = bool(getattr(parsed, "stream", False))
+    if state.catalog.host.loading_feedback and endpoint == "chat" and streaming:
+        await asyncio.sleep(0)  # a lease that is free now is granted in this step
+        if not hold.taking.done():  # it has to wait, for a cold start: show the wait
+            return LeasedStream(_with_feedback(request, route, parsed, hold), hold)
+    lease = await until_disconnected(request, hold.taking)
+    if lease is None:
+        return Response(status_code=499)
+    try:
+        result = await until_disconnected(request, _call(lease, endpoint, parsed, request))
+    except Exception as exc:
+        raise vllm_client_error(exc) from exc
+    if result is None:  # client went away; cancelling the work aborted it in the engine
+        return Response(status_code=499)
+    if isinstance(result, AsyncIterator):
+        return LeasedStream(_guard(result, lease), hold)
+    payload = result.model_dump()
+    return JSONResponse(payload, status_code=vllm_error_status(payload) or 200)
 
 
 def _backend(lease: Lease) -> LlmBackend:
