@@ -45,14 +45,14 @@ class Failed:
 
 @dataclass(frozen=True)
 class Abandoned:
-    """The load was given up (a stop, a removed route, the start timeout) before it
-    finished. Its backend still has to be stopped and its memory to come back:
-    `reclaim` does that, as the next GPU operation."""
+    """The load was given up (a stop, a removed route, the start timeout): the model is
+    already marked failed. Its backend still has to be stopped and its memory to come
+    back: `reclaim` does that, as the next GPU operation."""
 
     reason: str
-    backend: Backend
     route: RouteConfig
-    start: asyncio.Task[None]
+    backend: Backend | None = None  # None: abandoned before anything started
+    start: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,21 +76,22 @@ async def load(
     host: HostConfig,
     *,
     abort: asyncio.Future[str],
-    timeout: float,
     monitor: GpuMonitor,
     before: GpuMemory | None,
     started: float,
     clock: Clock,
 ) -> LoadOutcome:
-    """Start `route`'s engine until it serves, `abort` resolves (with the reason) or
-    `timeout` passes. `before` is the free-memory reading taken when the load began."""
+    """Start `route`'s engine until it serves or `abort` resolves (with the reason: a
+    stop, a removed route, the start timeout). `before` is the free-memory reading taken
+    when the load began, `started` its time on `clock`."""
+    if abort.done():  # abandoned before this operation ran: start nothing
+        return Abandoned(abort.result(), route)
     backend = factory(route, host)
     start = asyncio.create_task(backend.start())
     waiters: set[asyncio.Future[Any]] = {start, abort}
-    done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if start not in done:
-        reason = abort.result() if abort.done() else f"loading took longer than {timeout:g} s"
-        return Abandoned(reason, backend, route, start)
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if abort.done():
+        return Abandoned(abort.result(), route, backend, start)
     error = start.exception()
     if error is not None:
         await stop(backend, route)
@@ -114,8 +115,10 @@ async def reclaim(
     """Finish an abandoned load: it is never forgotten. Stopping the backend interrupts
     its start (vLLM: its processes are killed); the start then returns, and its memory
     is back before anything else loads."""
-    await stop(abandoned.backend, abandoned.route)
     start = abandoned.start
+    if abandoned.backend is None or start is None:
+        return Reclaimed(None)
+    await stop(abandoned.backend, abandoned.route)
     await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
     if start.done() and not start.cancelled():
         start.exception()  # retrieved: the failure is already reported

@@ -92,27 +92,48 @@ class Transitions:
             route.model,
             gpu_text,
         )
-        abort = slot.abort = asyncio.get_running_loop().create_future()
+        # A load is abandoned by resolving its abort future: a stop, a reload that removes
+        # the route, or this timer. The model fails the moment it resolves (its waiters
+        # get 503 at once); the operation then returns Abandoned and reclaim follows.
+        loop = asyncio.get_running_loop()
+        abort: asyncio.Future[str] = loop.create_future()
+        slot.abort = abort
+        timeout = self._host().start_timeout_seconds
+        timer = loop.call_later(timeout, _resolve, abort, f"loading took longer than {timeout:g} s")
+        abort.add_done_callback(lambda _: self._abandoned(slot, abort))
         work = operations.load(
             self._factory,
             sized_route(route, budget),
             self._host(),
             abort=abort,
-            timeout=self._host().start_timeout_seconds,
             monitor=self._gpu,
             before=before,
             started=started,
             clock=self._clock,
         )
-        self.begin(slot, work, lambda outcome: self._loaded(slot, outcome, kind, before))
+        self.begin(slot, work, lambda outcome: self._loaded(slot, outcome, kind, before, timer))
 
-    def _loaded(self, slot: Slot, outcome: LoadOutcome, kind: str, before: GpuMemory | None) -> None:
+    def _abandoned(self, slot: Slot, abort: asyncio.Future[str]) -> None:
+        if slot.abort is abort and not abort.cancelled():  # still loading: nothing applied yet
+            slot.abort = None
+            self.fail(slot, abort.result())
+
+    def _loaded(
+        self,
+        slot: Slot,
+        outcome: LoadOutcome,
+        kind: str,
+        before: GpuMemory | None,
+        timer: asyncio.TimerHandle,
+    ) -> None:
+        timer.cancel()
         slot.abort = None
         if isinstance(outcome, Failed):
             self.fail(slot, outcome.reason)
             return
         if isinstance(outcome, Abandoned):
-            self.fail(slot, outcome.reason)
+            if slot.state is ModelState.LOADING:  # normally already failed by _abandoned
+                self.fail(slot, outcome.reason)
             work = operations.reclaim(
                 outcome,
                 monitor=self._gpu,
@@ -197,6 +218,11 @@ class Transitions:
         slot.failed_loads += 1
         slot.refuse("load_failed", len(slot.waiting))
         slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
+
+
+def _resolve(abort: asyncio.Future[str], reason: str) -> None:
+    if not abort.done():
+        abort.set_result(reason)
 
 
 def _short_of_memory(need: int | None, before: GpuMemory | None) -> str | None:

@@ -33,7 +33,7 @@ def _route(cat: Catalog) -> RouteConfig:
 
 
 async def _load(
-    rec: Recorder, cat: Catalog, abort: asyncio.Future[str] | None = None, timeout: float = 5
+    rec: Recorder, cat: Catalog, abort: asyncio.Future[str] | None = None
 ) -> operations.LoadOutcome:
     assert rec.gpu is not None
     return await operations.load(
@@ -41,7 +41,6 @@ async def _load(
         _route(cat),
         cat.host,
         abort=abort if abort is not None else asyncio.get_running_loop().create_future(),
-        timeout=timeout,
         monitor=rec.gpu,
         before=rec.gpu.memory(),
         started=time.monotonic(),
@@ -65,7 +64,6 @@ async def test_load_without_readings_measures_nothing(rec: Recorder, cat: Catalo
         _route(cat),
         cat.host,
         abort=asyncio.get_running_loop().create_future(),
-        timeout=5,
         monitor=rec.gpu,
         before=None,
         started=time.monotonic(),
@@ -94,7 +92,7 @@ async def test_abort_abandons_the_load_and_reclaim_finishes_it(rec: Recorder, ca
     outcome = await _load(rec, cat, abort=abort)
     assert isinstance(outcome, Abandoned) and outcome.reason == "the host is shutting down"
     assert rec.events == ["load a"]  # not stopped yet: that is the next operation's work
-    assert not outcome.start.done()
+    assert outcome.start is not None and not outcome.start.done()
     assert rec.gpu is not None
     back = await operations.reclaim(
         outcome, monitor=rec.gpu, before=rec.gpu.memory(), settle_seconds=1, clock=time.monotonic
@@ -104,14 +102,18 @@ async def test_abort_abandons_the_load_and_reclaim_finishes_it(rec: Recorder, ca
     assert outcome.start.done()  # the start returned once its backend was stopped
 
 
-async def test_start_timeout_abandons_the_load(rec: Recorder, cat: Catalog) -> None:
-    rec.hang.add("a")
-    outcome = await _load(rec, cat, timeout=0.1)
-    assert isinstance(outcome, Abandoned)
-    assert outcome.reason == "loading took longer than 0.1 s"
+async def test_a_load_abandoned_before_it_began_starts_nothing(rec: Recorder, cat: Catalog) -> None:
+    """A stop that comes before the operation ran: the load gives up at once."""
+    abort: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    abort.set_result("the route was removed from the configuration")
+    outcome = await _load(rec, cat, abort=abort)
+    assert outcome == Abandoned("the route was removed from the configuration", _route(cat))
     assert rec.gpu is not None
-    await operations.reclaim(outcome, monitor=rec.gpu, before=None, settle_seconds=1, clock=time.monotonic)
-    assert rec.live == set()
+    back = await operations.reclaim(
+        outcome, monitor=rec.gpu, before=rec.gpu.memory(), settle_seconds=1, clock=time.monotonic
+    )
+    assert back == Reclaimed(None)
+    assert rec.events == [] and rec.live == set()
 
 
 async def test_unload_stops_the_engine(rec: Recorder, cat: Catalog) -> None:
