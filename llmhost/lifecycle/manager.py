@@ -21,7 +21,8 @@ Concurrency model (read this before changing anything here; docs/lifecycle.md ha
   thrash between two busy routes, no starvation of either.
 * The one shortcut: `acquire` on a model that is ready, under its `max_in_flight` and
   with nobody queued gets its lease at once, without a ticket and a wake-up of the
-  scheduler (a measured saving on every request of a warm route, docs/performance.md).
+  scheduler: docs/performance.md counts that round trip in the extra CPU per request
+  llmhost spent over bare vLLM on a warm route, and recommends skipping it.
   It grants through `Scheduler.grant`, the same method the pass grants tickets with,
   so the rules for a lease live in one place and no state changes outside the scheduler.
 """

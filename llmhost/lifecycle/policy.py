@@ -1,7 +1,7 @@
 """Which resident models to evict so a target model can load: pure functions, no I/O.
 
 `plan_eviction` sees only numbers and names, so every policy decision can be
-unit-tested directly; the manager carries the plan out.
+unit-tested directly; the scheduler carries the plan out.
 """
 
 from __future__ import annotations

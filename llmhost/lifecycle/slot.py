@@ -1,4 +1,4 @@
-"""Per-model bookkeeping the manager keeps: state, leases, queue and history."""
+"""Per-model bookkeeping: state, leases, queue and history (changed by the scheduler)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 1
 
 @dataclass(eq=False)
 class Ticket:
-    """A request waiting for its model; the manager resolves `granted` with a Lease."""
+    """A request waiting for its model; the scheduler resolves `granted` with a Lease."""
 
     arrived: float
     granted: asyncio.Future[Lease]

@@ -14,7 +14,7 @@ class ModelState(str, Enum):
 
 
 class IllegalTransition(RuntimeError):
-    """A state change the table does not allow: always a bug in the manager."""
+    """A state change the table does not allow: always a bug in the scheduler."""
 
 
 _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
