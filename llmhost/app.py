@@ -59,8 +59,8 @@ def create_app(
             keys=KeyCheck(settings.api_key),
             started_at=time.time(),
             preload=preloader,
-            images=ImageQueue(),
         )
+        app.state.image_queue = ImageQueue()
         manager.start()
         manager.prewarm(catalog.host.prewarm)
         install_sighup(app.state.host)

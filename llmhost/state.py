@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -13,9 +12,6 @@ from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.preload import Preloader
 from llmhost.settings import Settings
-
-if TYPE_CHECKING:
-    from llmhost.api.images.queue import ImageQueue
 
 
 @dataclass
@@ -29,7 +25,6 @@ class HostState:
     keys: KeyCheck
     started_at: float
     preload: Preloader
-    images: ImageQueue
 
 
 def host_state(request: Request) -> HostState:

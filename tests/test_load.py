@@ -205,7 +205,7 @@ async def test_full_image_queue_is_503_with_retry_after_over_http() -> None:
     app = make_app(catalog, factory=recorder.factory)
     body = {"prompt": "a fox", "width": 64, "height": 64}
     async with running(app) as client:
-        jobs = app.state.host.images
+        jobs = app.state.image_queue
         async with jobs.turn:  # the GPU is busy: image jobs queue for their turn
             queued = [asyncio.create_task(client.post("/vision/generate", json=body)) for _ in range(2)]
             await until(lambda: jobs.waiting.get("vision") == 2)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from llmhost.api.body import json_body, parse_body
 from llmhost.api.images.protocol import GenerateRequest, ImagesRequest
+from llmhost.api.images.queue import image_queue
 from llmhost.api.images.serving import generate_answer, images_answer, run_job
 from llmhost.api.images.validation import image_job, images_job
 from llmhost.api.resolve import image_route_by_path, resolve_image_model
@@ -72,5 +73,5 @@ async def route_healthz(route: str, request: Request) -> dict[str, Any]:
         "model": config.primary_id,
         "loaded": model_state is ModelState.READY,
         "state": model_state.value,
-        "waiting": state.images.waiting.get(config.name, 0),
+        "waiting": image_queue(request).waiting.get(config.name, 0),
     }

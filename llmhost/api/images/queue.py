@@ -3,7 +3,7 @@
 This is the one place image work is serialized: one job at a time across all diffusion
 routes (the turn), a bounded number waiting per route (full: 503 with Retry-After), and
 a job whose client left gives up its place and never starts. Created in the app's
-lifespan and held on the host state. (A pipeline's own lock only keeps `stop` from
+lifespan and held on app.state.image_queue. (A pipeline's own lock only keeps `stop` from
 freeing it under a running job; the queue never lets two jobs reach it.)
 """
 
@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from starlette.requests import Request
 
 from llmhost.config import RouteConfig
 from llmhost.errors import Overloaded
@@ -60,3 +62,8 @@ class Place:
         if self.held:
             self.held = False
             self.queue.waiting[self.route] -= 1
+
+
+def image_queue(request: Request) -> ImageQueue:
+    queue: ImageQueue = request.app.state.image_queue
+    return queue

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from llmhost.api.disconnect import until_disconnected
+from llmhost.api.images.queue import image_queue
 from llmhost.backends.base import ImageBackend
 from llmhost.backends.diffusion import ImageJob, ImageResult
 from llmhost.config import RouteConfig
@@ -24,7 +25,7 @@ async def run_job(
     request: Request, state: HostState, route: RouteConfig, job: ImageJob
 ) -> ImageResult | None:
     """Queue, lease and run one job; None when the client went away first."""
-    queue = state.images
+    queue = image_queue(request)
     with queue.place(route) as place:
 
         async def leased() -> ImageResult:

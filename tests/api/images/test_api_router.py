@@ -290,7 +290,7 @@ async def test_model_resolution_and_auth(tiny_models: Any) -> None:
 async def test_full_queue_is_503_with_retry_after(tiny_models: Any) -> None:
     app = make_app(_catalog(tiny_models.sd3))
     async with running(app) as client:
-        jobs = app.state.host.images
+        jobs = app.state.image_queue
         body = {"prompt": "a red fox", "num_inference_steps": 1}
         async with jobs.turn:  # the GPU is busy: jobs wait their turn
             queued = [asyncio.create_task(client.post("/vision/generate", json=body)) for _ in range(2)]
@@ -311,7 +311,7 @@ async def test_full_queue_is_503_with_retry_after(tiny_models: Any) -> None:
 async def test_queued_job_of_a_departed_client_is_dropped(tiny_models: Any) -> None:
     app = make_app(_catalog(tiny_models.sd3))
     async with running(app) as client:
-        jobs = app.state.host.images
+        jobs = app.state.image_queue
         body = json.dumps({"prompt": "a red fox", "num_inference_steps": 1}).encode()
         gone = asyncio.Event()
         sent: list[dict[str, Any]] = []
