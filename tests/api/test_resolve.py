@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmhost.api.resolve import is_image_route
 from llmhost.config import parse_catalog
 from tests.apphelp import make_app, running
 from tests.fakes import Recorder
@@ -64,3 +65,11 @@ async def test_model_of_the_wrong_type_is_called_that(model: object, expected: s
     assert error["message"].startswith(expected), error
     assert error["param"] == "model"
     assert recorder.events == []
+
+
+def test_the_backend_registry_says_which_routes_draw_images() -> None:
+    assert {name: is_image_route(route) for name, route in CATALOG.routes.items()} == {
+        "coder": False,
+        "chat": False,
+        "vision": True,
+    }
