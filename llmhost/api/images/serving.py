@@ -16,6 +16,7 @@ from llmhost.backends.base import ImageBackend
 from llmhost.backends.diffusion import ImageJob, ImageResult
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, ModelUnavailable
+from llmhost.preload import MODULES_BY_KIND
 from llmhost.state import HostState
 
 log = logging.getLogger("llmhost.vision")
@@ -29,6 +30,7 @@ async def run_job(
     with queue.place(route) as place:
 
         async def leased() -> ImageResult:
+            await _preloaded(state, route)
             async with state.manager.lease(route.name) as lease:
                 async with queue.turn:
                     place.leave()
@@ -50,6 +52,16 @@ async def run_job(
                     return result
 
         return await until_disconnected(request, leased())
+
+
+async def _preloaded(state: HostState, route: RouteConfig) -> None:
+    """Wait for the background import of the pipeline library (llmhost.preload) before the
+    lease can start a load: diffusers' lazy module, imported in two threads at once, can
+    fail with "cannot import name". The wait counts as waiting, as it does for chat."""
+    for name in MODULES_BY_KIND.get(route.kind, ()):
+        if name in state.preload.names and not state.preload.ready(name):
+            with state.manager.preparing(route.name):
+                await state.preload.module(name)
 
 
 def images_answer(result: ImageResult) -> dict[str, Any]:
