@@ -40,9 +40,10 @@ class EngineProcesses:
 
     def _children(self) -> list[psutil.Process]:
         try:
-            return self._me.children(recursive=False)
+            children: list[psutil.Process] = self._me.children(recursive=False)
         except psutil.Error:
             return []
+        return children
 
     def start_watching(self) -> None:
         """Poll for the engine's processes in a thread while the engine is being created."""
@@ -141,7 +142,7 @@ def _wait_exited(procs: list[psutil.Process], timeout: float) -> list[psutil.Pro
 
 def _running(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

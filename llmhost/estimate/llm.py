@@ -142,11 +142,11 @@ def _tokens(value: Any) -> int | None:
     match = _SIZE.fullmatch(str(value).strip())
     if match is None:
         return None
-    number, suffix = match.groups()
+    number, suffix = str(match.group(1)), str(match.group(2) or "")
     if suffix.islower():
         return int(float(number) * 1000 ** ("kmgt".index(suffix) + 1))
     if suffix and "." not in number:
-        return int(number) * 1024 ** ("KMGT".index(suffix) + 1)
+        return int(number) * int(1024 ** ("KMGT".index(suffix) + 1))
     return int(number) if "." not in number else None
 
 

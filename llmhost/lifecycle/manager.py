@@ -40,9 +40,10 @@ from llmhost.backends.base import Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GpuMonitor
-from llmhost.lifecycle.scheduler import Clock, Preflight, Scheduler
+from llmhost.lifecycle.scheduler import Preflight, Scheduler
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState
+from llmhost.lifecycle.transitions import Clock
 
 log = logging.getLogger("llmhost.lifecycle")
 
