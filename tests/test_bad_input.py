@@ -23,12 +23,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from llmhost.config import parse_catalog
+from tests import catalogs
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
-from tests.test_fuzz import ROUTES, ServingRecorder
+from tests.test_fuzz import ServingRecorder
 
 HELLO = [{"role": "user", "content": "hi"}]
 MAX_BODY = 64 * 1024  # host.max_body_bytes below: small, so crossing it is cheap
-CATALOG = parse_catalog(f'[host]\npolicy = "fit"\nmax_body_bytes = {MAX_BODY}\n' + ROUTES)
+CATALOG = catalogs.catalog(catalogs.SERVING, policy="fit", max_body_bytes=MAX_BODY)
 # OpenAI's error type for each status the tables expect.
 TYPES = {
     400: "invalid_request_error",

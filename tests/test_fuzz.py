@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from llmhost.backends.diffusion import ImageJob, ImageResult
-from llmhost.config import HostConfig, RouteConfig, parse_catalog
+from llmhost.config import HostConfig, RouteConfig
+from tests import catalogs
 from tests.apphelp import make_app
 from tests.fakes import FakeBackend, Recorder
 
@@ -86,25 +87,7 @@ class ServingRecorder(Recorder):
 # ---- the app under test ---------------------------------------------------------------------
 
 # "fit" without NVML keeps every model resident: no swaps between examples.
-ROUTES = """
-[routes.coder]
-kind = "llm"
-model = "org/coder"
-served_names = ["coder-fast"]
-[routes.chat]
-kind = "llm"
-model = "org/chat"
-served_names = ["chat-general"]
-[routes.vision]
-kind = "diffusion"
-model = "org/sd"
-served_names = ["vision-diffusion"]
-[routes.vision.pipeline]
-max_edge = 256
-max_steps = 8
-max_images = 2
-"""
-CATALOG = parse_catalog('[host]\npolicy = "fit"\n' + ROUTES)
+CATALOG = catalogs.catalog(catalogs.SERVING, policy="fit")
 
 
 @dataclass

@@ -18,7 +18,8 @@ import pytest
 from fastapi.routing import APIRoute
 
 from llmhost.cli import main
-from llmhost.config import Catalog, parse_catalog
+from llmhost.config import Catalog
+from tests import catalogs
 from tests.apphelp import make_app, running
 from tests.test_fuzz import ServingRecorder
 
@@ -26,31 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-llmhost-Secret-0123456789"
 GOOD = {"Authorization": f"Bearer {KEY}"}
 
-ROUTES = """
-[routes.coder]
-kind = "llm"
-model = "org/coder"
-served_names = ["coder-fast"]
-[routes.chat]
-kind = "llm"
-model = "Qwen/Qwen2.5-0.5B-Instruct"
-served_names = ["chat-general"]
-[routes.public]
-kind = "llm"
-model = "org/public"
-served_names = ["public-model"]
-auth = "none"
-[routes.vision]
-kind = "diffusion"
-model = "org/sd"
-served_names = ["vision-diffusion"]
-auth = "key"
-[routes.sketch]
-kind = "diffusion"
-model = "org/sketch"
-served_names = ["sketch-diffusion"]
-"""
-CATALOG = parse_catalog(ROUTES)
+CATALOG = catalogs.catalog(catalogs.SECURITY)
 KEYED_NAMES = ["coder-fast", "chat-general", "vision-diffusion"]
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -351,7 +328,7 @@ async def test_cors_is_off_without_configured_origins() -> None:
 
 
 async def test_cors_allows_only_the_configured_origins() -> None:
-    catalog = parse_catalog('[host]\ncors_origins = ["https://webui.example"]\n' + ROUTES)
+    catalog = catalogs.catalog(catalogs.SECURITY, cors_origins=["https://webui.example"])
     async with running(make_app(catalog, api_key=KEY, factory=ServingRecorder().factory)) as client:
         allowed = await client.options("/v1/chat/completions", headers=PREFLIGHT)
         assert allowed.status_code == 200

@@ -5,25 +5,12 @@ from __future__ import annotations
 import pytest
 
 from llmhost.cli import main
-from llmhost.config import parse_catalog
+from tests import catalogs
 from tests.apphelp import ServerThread, make_app
 from tests.fakes import Recorder
 from tests.lifecycle.test_engines import wait_until
 
-CATALOG = parse_catalog(
-    """
-[host]
-prewarm = ["coder"]
-[routes.coder]
-kind = "llm"
-model = "org/coder"
-served_names = ["coder-fast"]
-[routes.chat]
-kind = "llm"
-model = "org/chat"
-served_names = ["chat-general"]
-"""
-)
+CATALOG = catalogs.catalog(catalogs.CODER_AND_CHAT, prewarm=["coder"])
 
 
 def test_status_prints_the_routes(

@@ -5,21 +5,11 @@ from __future__ import annotations
 import pytest
 
 from llmhost.config import parse_catalog
+from tests import catalogs
 from tests.apphelp import make_app, running
 from tests.fakes import Recorder
 
-CATALOG = parse_catalog(
-    """
-[routes.coder]
-kind = "llm"
-model = "org/coder"
-served_names = ["coder-fast"]
-[routes.vision]
-kind = "diffusion"
-model = "org/sd"
-served_names = ["vision-diffusion"]
-"""
-)
+CATALOG = catalogs.catalog(catalogs.CODER_AND_VISION)
 KEY = "s3cret-key-value"
 
 

@@ -25,24 +25,12 @@ from llmhost.app import create_app
 from llmhost.config import ConfigError, SearchConfig, load_catalog, parse_catalog
 from llmhost.gpu import NullMonitor
 from llmhost.settings import Settings
+from tests import catalogs
 from tests.apphelp import running
 from tests.fakes import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
-ROUTES = """
-[routes.coder]
-kind = 'llm'
-model = 'Qwen/Qwen2.5-Coder-7B-Instruct'
-served_names = ['coder-fast']
-[routes.general]
-kind = 'llm'
-model = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-7B'
-served_names = ['general-reasoner']
-[routes.chat]
-kind = 'llm'
-model = 'meta-llama/Meta-Llama-3.1-8B-Instruct'
-served_names = ['chat-general']
-"""
+ROUTES = catalogs.text(catalogs.SHIPPED_LLMS)
 CATALOG = parse_catalog(ROUTES + "[search]\ntimeout_seconds = 1\n")
 seen: list[dict[str, list[str]]] = []
 
