@@ -21,9 +21,9 @@ from llmhost.cli import main
 from llmhost.config import Catalog
 from tests import catalogs
 from tests.apphelp import make_app, running
-from tests.test_fuzz import ServingRecorder
+from tests.suites.test_fuzz import ServingRecorder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-llmhost-Secret-0123456789"
 GOOD = {"Authorization": f"Bearer {KEY}"}
 

@@ -22,7 +22,7 @@ import pytest
 
 from llmhost.config import parse_catalog
 from tests.apphelp import ServerThread, make_app, running, tiny_llm_route
-from tests.test_fuzz import ServingRecorder
+from tests.suites.test_fuzz import ServingRecorder
 
 ROUTES = ("coder", "chat", "general")
 DOCUMENTED_503 = {"overloaded", "model_unavailable"}

@@ -10,7 +10,7 @@ What "reached the backend" means here: the fake backend of tests/fakes.py has no
 objects, so a body that passes every check would end in an AttributeError 500 that says
 nothing about the host. `ServingRecorder` adds stub serving objects that answer 200 and
 record the call. A 200 therefore means "the host and vLLM's request models accepted it"
-(fine: the engine validates sampling values later, see tests/test_bad_input.py), and any
+(fine: the engine validates sampling values later, see tests/suites/test_bad_input.py), and any
 5xx is the host's own failure.
 """
 

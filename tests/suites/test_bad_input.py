@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from llmhost.config import parse_catalog
 from tests import catalogs
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
-from tests.test_fuzz import ServingRecorder
+from tests.suites.test_fuzz import ServingRecorder
 
 HELLO = [{"role": "user", "content": "hi"}]
 MAX_BODY = 64 * 1024  # host.max_body_bytes below: small, so crossing it is cheap
