@@ -1,4 +1,4 @@
-"""gpu.settle: after an unload, wait until the memory shows as free, within bounds."""
+"""llmhost.gpu: settle (after an unload, wait until the memory shows as free, within bounds)."""
 
 from __future__ import annotations
 
