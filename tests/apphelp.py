@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -30,6 +31,15 @@ def make_app(
     return create_app(
         settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"), backend_factory=factory, preflight=None
     )
+
+
+def envelope(body: Any) -> dict[str, Any]:
+    """The error of OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`, after
+    checking that `body` is exactly that shape."""
+    assert isinstance(body, dict) and set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 @asynccontextmanager

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict
 
 from llmhost.api.body import parse_body
 from llmhost.errors import InvalidRequest
+from tests import catalogs
+from tests.apphelp import envelope, make_app, running
+from tests.fakes import Recorder
 
 
 class _Body(BaseModel):
@@ -30,3 +33,15 @@ def test_rejected_fields_are_named(body: dict[str, Any], param: str, message: st
     with pytest.raises(InvalidRequest) as info:
         parse_body(_Body, body)
     assert (info.value.param, info.value.message) == (param, message)
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b""])
+async def test_malformed_bodies_are_400(body: bytes) -> None:
+    async with running(
+        make_app(catalogs.catalog(catalogs.CODER_AND_VISION), factory=Recorder().factory)
+    ) as client:
+        response = await client.post(
+            "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert envelope(response.json())["type"] == "invalid_request_error"

@@ -7,7 +7,8 @@ import pytest
 
 from llmhost.api.resolve import is_image_route
 from llmhost.config import parse_catalog
-from tests.apphelp import make_app, running
+from tests import catalogs
+from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder
 
 CATALOG = parse_catalog(
@@ -25,6 +26,7 @@ model = "org/sd"
 served_names = ["vision-diffusion", "sd3.5-medium"]
 """
 )
+CODER_AND_VISION = catalogs.catalog(catalogs.CODER_AND_VISION)
 
 
 @pytest.mark.parametrize("path", ["/openai/v1/chat/completions", "/v1/chat/completions"])
@@ -73,3 +75,19 @@ def test_the_backend_registry_says_which_routes_draw_images() -> None:
         "chat": False,
         "vision": True,
     }
+
+
+async def test_unknown_route_and_model_are_404_envelopes() -> None:
+    rec = Recorder()
+    async with running(make_app(CODER_AND_VISION, factory=rec.factory)) as client:
+        response = await client.get("/nope/v1/models")
+        assert response.status_code == 404
+        assert envelope(response.json())["code"] == "model_not_found"
+        response = await client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": []})
+        assert response.status_code == 404
+        assert envelope(response.json())["code"] == "model_not_found"
+        response = await client.post(
+            "/coder/v1/chat/completions", json={"model": "vision-diffusion", "messages": []}
+        )
+        assert response.status_code == 404 and "/vision" in response.json()["error"]["message"]
+    assert rec.events == []  # nothing was loaded
