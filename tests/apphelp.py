@@ -24,7 +24,7 @@ def make_app(
     factory: BackendFactory | None = None,
     gpu: GpuMonitor | None = None,
 ) -> FastAPI:
-    settings = Settings(_env_file=None, vllm_api_key=api_key)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, vllm_api_key=api_key)
     if factory is None:
         return create_app(settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"))
     # Fake backends stand for models that exist nowhere: no pre-flight look for them.

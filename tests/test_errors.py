@@ -41,7 +41,7 @@ def test_each_error_is_its_status_and_envelope(
 ) -> None:
     response = error_response(error)
     assert response.status_code == status
-    assert envelope(json.loads(response.body)) == {
+    assert envelope(json.loads(bytes(response.body))) == {
         "message": error.message,
         "type": type_,
         "param": None,
@@ -53,8 +53,8 @@ def test_param_code_and_retry_after_come_through() -> None:
     error = ModelUnavailable("loading", param="model", code="warming", retry_after=2.4)
     response = error_response(error)
     assert response.headers["retry-after"] == "2"
-    assert envelope(json.loads(response.body))["param"] == "model"
-    assert envelope(json.loads(response.body))["code"] == "warming"
+    assert envelope(json.loads(bytes(response.body)))["param"] == "model"
+    assert envelope(json.loads(bytes(response.body)))["code"] == "warming"
     assert (
         error_response(ModelUnavailable("soon", retry_after=0.1)).headers["retry-after"] == "1"
     )  # at least 1 s

@@ -36,7 +36,7 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(argv: list[str], **kwargs: object) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(argv, text=True, **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.Popen[str] = subprocess.Popen(argv, text=True, **kwargs)  # type: ignore[call-overload]
         started.append(proc)
         return proc
 

@@ -327,7 +327,7 @@ async def test_vllm_engine_generates(tiny: TinyModels, tokenizer: Any) -> None:
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    engine_args = AsyncEngineArgs(model=str(tiny.llm), **tiny_engine_args())  # type: ignore[arg-type]
+    engine_args = AsyncEngineArgs(model=str(tiny.llm), **tiny_engine_args())
     engine = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
 
     async def run(prompt_ids: list[int], params: Any, request_id: str) -> Any:

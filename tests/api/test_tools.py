@@ -96,7 +96,7 @@ def searxng_without_json() -> Iterator[str]:
 
 
 def app_for(url: str, key: str | None = None):  # type: ignore[no-untyped-def]
-    settings = Settings(_env_file=None, searxng_url=url, vllm_api_key=key)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, searxng_url=url, vllm_api_key=key)
     return create_app(settings, CATALOG, backend_factory=Recorder().factory, gpu=NullMonitor("test"))
 
 
@@ -174,7 +174,7 @@ async def test_a_mode_table_from_models_toml(searxng: str) -> None:
         ROUTES + "[search]\nmax_results = 2\n[search.modes]\ngeneral = ['duckduckgo']\n"
         "code = ['github']\nresearch = ['arxiv']\nnews = ['bing news']\n"
     )
-    settings = Settings(_env_file=None, searxng_url=searxng)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, searxng_url=searxng)
     app = create_app(settings, catalog, backend_factory=Recorder().factory, gpu=NullMonitor("test"))
     async with running(app) as client:
         news = await client.get("/tools/searxng_search", params={"q": "x", "mode": "news"})

@@ -68,11 +68,11 @@ def test_config_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("VISION_OFFLOAD", "model")
     monkeypatch.setenv("VISION_TEXT_ENCODER_3", "false")
     catalog = parse_catalog(f'[routes.vision]\nkind = "diffusion"\nmodel = "{tmp_path}"\n')
-    options = Settings(_env_file=None).apply_to(catalog).routes["vision"].pipeline  # type: ignore[call-arg]
+    options = Settings(_env_file=None).apply_to(catalog).routes["vision"].pipeline
     assert (options.offload, options.text_encoder_3) == ("model", False)
     monkeypatch.setenv("VISION_OFFLOAD", "partly")
     with pytest.raises(Exception, match="vision_offload"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_shipped_vision_route_fits_16_gb() -> None:

@@ -45,7 +45,7 @@ def load_tool() -> ModuleType:
 def host() -> Iterator[str]:
     server = _serve(_SearXNG)
     searxng_url = next(server)
-    settings = Settings(_env_file=None, searxng_url=searxng_url, vllm_api_key="sekrit")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, searxng_url=searxng_url, vllm_api_key="sekrit")
     app = create_app(settings, CATALOG, backend_factory=Recorder().factory, gpu=NullMonitor("test"))
     with ServerThread(app) as running:
         yield running.url

@@ -194,7 +194,7 @@ def test_each_mode_engine_is_a_name_searxng_knows(
 
 
 def _app(url: str, catalog: Catalog, key: str | None = None):  # type: ignore[no-untyped-def]
-    settings = Settings(_env_file=None, searxng_url=url, vllm_api_key=key)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, searxng_url=url, vllm_api_key=key)
     return create_app(settings, catalog, backend_factory=Recorder().factory, gpu=NullMonitor("test"))
 
 

@@ -153,7 +153,7 @@ def test_sigterm_with_a_stream_in_flight_leaves_no_engine(tiny_models: Any, tmp_
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

@@ -187,7 +187,7 @@ async def test_requests_to_a_busy_ready_model_are_bounded_too() -> None:
 
         def settled() -> bool:
             coder = app.state.host.manager.snapshot()[0]
-            return coder["in_flight"] + coder["waiting"] + sum(r.done() for r in requests) == 20
+            return bool(coder["in_flight"] + coder["waiting"] + sum(r.done() for r in requests) == 20)
 
         await until(settled)
         gate.set()

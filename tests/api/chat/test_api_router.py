@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from llmhost.config import parse_catalog
 from tests.apphelp import ServerThread, engine_table, make_app, tiny_llm_route
@@ -22,7 +23,7 @@ __all__ = ["engine_table"]  # other test modules import it from here
 
 pytestmark = pytest.mark.engine
 
-TOOLS = [
+TOOLS: list[ChatCompletionToolParam] = [
     {
         "type": "function",
         "function": {
@@ -129,24 +130,24 @@ def test_fim_completion_streamed_like_continue_autocomplete(server: ServerThread
 def test_named_tool_choice_returns_tool_calls(server: ServerThread) -> None:
     agent = client(server, "/agent/v1")
     choice = {"type": "function", "function": {"name": "get_weather"}}
-    reply = agent.chat.completions.create(
-        model="agent-tools",
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS,
-        tool_choice=choice,
-        max_tokens=200,  # type: ignore[arg-type]
-    )
-    calls = reply.choices[0].message.tool_calls
-    assert calls and calls[0].function.name == "get_weather"  # type: ignore[union-attr]
-    assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Oslo")  # type: ignore[union-attr]
-
-    stream = agent.chat.completions.create(
+    reply = agent.chat.completions.create(  # type: ignore[call-overload]
         model="agent-tools",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=TOOLS,
         tool_choice=choice,
         max_tokens=200,
-        stream=True,  # type: ignore[arg-type]
+    )
+    calls = reply.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"
+    assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Oslo")
+
+    stream = agent.chat.completions.create(  # type: ignore[call-overload]
+        model="agent-tools",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice=choice,
+        max_tokens=200,
+        stream=True,
     )
     names = [
         call.function.name
@@ -160,7 +161,7 @@ def test_named_tool_choice_returns_tool_calls(server: ServerThread) -> None:
 
 def test_continue_agent_mode_round_trip(server: ServerThread) -> None:
     """Tools, parallel_tool_calls false and a role "tool" message, as Continue sends them."""
-    messages = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": "You are a coding agent."},
         {"role": "user", "content": "What is the weather in Oslo?"},
         {
@@ -179,7 +180,7 @@ def test_continue_agent_mode_round_trip(server: ServerThread) -> None:
     stream = client(server, "/openai/v1").chat.completions.create(
         model="agent-tools",
         messages=messages,
-        tools=TOOLS,  # type: ignore[arg-type]
+        tools=TOOLS,
         parallel_tool_calls=False,
         max_tokens=16,
         stream=True,

@@ -84,7 +84,8 @@ def _error(response: httpx.Response, status: int = 400) -> dict[str, Any]:
 
 
 def _state(app: FastAPI, route: str = "vision") -> ModelState:
-    return app.state.host.manager.route_state(route)
+    state: ModelState = app.state.host.manager.route_state(route)
+    return state
 
 
 def _backend(app: FastAPI, route: str = "vision") -> DiffusionBackend:
@@ -144,27 +145,34 @@ async def test_generate_returns_png_of_size_and_seed_reproduces(tiny_models: Any
 async def test_openai_sdk_images_generate_on_unified_and_route_paths(tiny_models: Any) -> None:
     app = make_app(_catalog(tiny_models.sd3, llm=True))
     async with running(app) as http:
-        unified = openai.AsyncOpenAI(base_url="http://llmhost/openai/v1", api_key="unused", http_client=http)
+        # The SDK's annotations name httpx2's client; httpx's serves it the same at runtime.
+        sdk_http: Any = http
+        unified = openai.AsyncOpenAI(
+            base_url="http://llmhost/openai/v1", api_key="unused", http_client=sdk_http
+        )
         result = await unified.images.generate(
             model="vision-diffusion", prompt="a red fox", n=2, size="64x64", response_format="b64_json"
         )
+        assert result.data is not None
         assert result.created > 0 and len(result.data) == 2
         images = [_png(item.b64_json or "") for item in result.data]
         assert [image.size for image in images] == [(64, 64), (64, 64)]
         assert result.data[0].b64_json != result.data[1].b64_json
 
         per_route = openai.AsyncOpenAI(
-            base_url="http://llmhost/vision/v1", api_key="unused", http_client=http
+            base_url="http://llmhost/vision/v1", api_key="unused", http_client=sdk_http
         )
-        result = await per_route.images.generate(prompt="a red fox", size="48x32")  # type: ignore[arg-type]
+        result = await per_route.images.generate(prompt="a red fox", size="48x32")
+        assert result.data is not None
         assert len(result.data) == 1 and _png(result.data[0].b64_json or "").size == (48, 32)
 
         # /v1 without a model: the only diffusion route serves it; extensions go in extra_body.
-        bare = openai.AsyncOpenAI(base_url="http://llmhost/v1", api_key="unused", http_client=http)
+        bare = openai.AsyncOpenAI(base_url="http://llmhost/v1", api_key="unused", http_client=sdk_http)
         seeded = [
             await bare.images.generate(prompt="a red fox", size="64x64", extra_body={"seed": 5})
             for _ in range(2)
         ]
+        assert seeded[0].data is not None and seeded[1].data is not None
         assert seeded[0].data[0].b64_json == seeded[1].data[0].b64_json
 
         with pytest.raises(openai.BadRequestError) as info:
