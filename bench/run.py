@@ -404,9 +404,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _tidy(value: Any) -> Any:
     """Results are committed: write paths relative to the repo or the home directory."""
@@ -417,3 +414,7 @@ def _tidy(value: Any) -> Any:
     if isinstance(value, list):
         return [_tidy(item) for item in value]
     return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
