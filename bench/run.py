@@ -404,7 +404,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _tidy(value: Any) -> Any:
     """Results are committed: write paths relative to the repo or the home directory."""
     if isinstance(value, str):
