@@ -41,7 +41,8 @@ import pytest
 from llmhost import estimate
 from llmhost.cli import main
 from llmhost.config import RouteConfig
-from llmhost.estimate import GIB, RouteEstimate, estimate_route, resident_together, verdict
+from llmhost.estimate import GIB, RouteEstimate, estimate_route, figures, resident_together, verdict
+from llmhost.estimate import llm as llm_parts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QWEN = FIXTURES / "qwen2.5-7b-instruct"
@@ -179,10 +180,10 @@ def test_awq_weights_are_the_sum_of_the_shard_files(tmp_path: Path) -> None:
 def test_fp32_checkpoints_load_as_16_bit_unless_dtype_says_float32() -> None:
     c = {**config(QWEN), "torch_dtype": "float32"}
     stored = 4 * dense_params(c, qkv_bias=True)
-    assert estimate.weights_at_load_dtype(stored, c, {}) == stored // 2
-    assert estimate.weights_at_load_dtype(stored, c, {"dtype": "float32"}) == stored
+    assert llm_parts.weights_at_load_dtype(stored, c, {}) == stored // 2
+    assert llm_parts.weights_at_load_dtype(stored, c, {"dtype": "float32"}) == stored
     bf16 = 2 * dense_params(c, qkv_bias=True)
-    assert estimate.weights_at_load_dtype(bf16, config(QWEN), {"quantization": "fp8"}) == bf16 // 2
+    assert llm_parts.weights_at_load_dtype(bf16, config(QWEN), {"quantization": "fp8"}) == bf16 // 2
 
 
 # ---- KV cache -----------------------------------------------------------------------------
@@ -190,19 +191,19 @@ def test_fp32_checkpoints_load_as_16_bit_unless_dtype_says_float32() -> None:
 
 def test_kv_per_token_of_each_architecture() -> None:
     q, ll, ds = config(QWEN), config(LLAMA), config(DSV2)
-    assert estimate.kv_bytes_per_token(q, 2) == 2 * 28 * 4 * (3584 // 28) * 2 == 56 * KIB
-    assert estimate.kv_bytes_per_token(ll, 2) == 2 * 32 * 8 * 128 * 2 == 128 * KIB  # [llama-kv]
+    assert llm_parts.kv_bytes_per_token(q, 2) == 2 * 28 * 4 * (3584 // 28) * 2 == 56 * KIB
+    assert llm_parts.kv_bytes_per_token(ll, 2) == 2 * 32 * 8 * 128 * 2 == 128 * KIB  # [llama-kv]
     # MLA: one latent of kv_lora_rank + qk_rope_head_dim per token and layer, no K/V pair,
     # no per-head copies [dsv2-index]; GQA arithmetic on its 16 "KV heads" would be 7x more.
-    assert estimate.is_mla(ds) and not estimate.is_mla(q)
-    assert estimate.kv_bytes_per_token(ds, 2) == 27 * (512 + 64) * 2 == 31_104
+    assert llm_parts.is_mla(ds) and not llm_parts.is_mla(q)
+    assert llm_parts.kv_bytes_per_token(ds, 2) == 27 * (512 + 64) * 2 == 31_104
     assert 2 * 27 * 16 * 128 * 2 / 31_104 > 7
 
 
 def test_kv_per_token_matches_what_vllm_allocated() -> None:
-    qwen = estimate.kv_bytes_per_token(config(QWEN_AWQ), estimate.kv_dtype_bytes(config(QWEN_AWQ), {}))
+    qwen = llm_parts.kv_bytes_per_token(config(QWEN_AWQ), llm_parts.kv_dtype_bytes(config(QWEN_AWQ), {}))
     assert round(149_712 * qwen / GIB, 1) == 8.0  # [vllm-16gb]
-    mla = estimate.kv_bytes_per_token(config(DSV2), estimate.kv_dtype_bytes(config(DSV2), {}))
+    mla = llm_parts.kv_bytes_per_token(config(DSV2), llm_parts.kv_dtype_bytes(config(DSV2), {}))
     assert round(175_120 * mla / GIB, 2) == 5.07  # [vllm-mla]
 
 
@@ -210,25 +211,25 @@ def test_kv_cache_is_one_max_length_sequence_in_whole_blocks() -> None:
     c = config(LLAMA)
     per_token = 128 * KIB
     blocks = 8192 // 16 + 1  # whole 16-token blocks, plus the pool's null block
-    assert estimate.kv_cache_bytes(c, {}, 8192) == blocks * 16 * per_token
-    assert estimate.kv_cache_bytes(c, {"block_size": 32}, 8000) == (250 + 1) * 32 * per_token
-    assert estimate.kv_cache_bytes(c, {"kv_cache_dtype": "fp8"}, 8192) == blocks * 16 * per_token // 2
+    assert llm_parts.kv_cache_bytes(c, {}, 8192) == blocks * 16 * per_token
+    assert llm_parts.kv_cache_bytes(c, {"block_size": 32}, 8000) == (250 + 1) * 32 * per_token
+    assert llm_parts.kv_cache_bytes(c, {"kv_cache_dtype": "fp8"}, 8192) == blocks * 16 * per_token // 2
     est = estimate_route(route("chat", LLAMA, max_model_len=8192))
     assert est.kv_cache_bytes == blocks * 16 * per_token and est.max_model_len == 8192
 
 
 def test_max_model_len_comes_from_config_as_vllm_derives_it() -> None:
-    assert estimate.max_model_len(config(QWEN), {}) == 32768
+    assert llm_parts.max_model_len(config(QWEN), {}) == 32768
     # llama3 and yarn RoPE leave max_position_embeddings already scaled (vLLM's rule).
-    assert estimate.max_model_len(config(LLAMA), {}) == 131072
-    assert estimate.max_model_len(config(DSV2), {}) == 163840
+    assert llm_parts.max_model_len(config(LLAMA), {}) == 131072
+    assert llm_parts.max_model_len(config(DSV2), {}) == 163840
     linear = {"max_position_embeddings": 4096, "rope_scaling": {"type": "linear", "factor": 2.0}}
-    assert estimate.derived_max_model_len(linear) == 8192
-    assert estimate.max_model_len(config(DSV2), {"max_model_len": 4096}) == 4096
+    assert llm_parts.derived_max_model_len(linear) == 8192
+    assert llm_parts.max_model_len(config(DSV2), {"max_model_len": 4096}) == 4096
     # Sizes as vLLM's command line reads them (vllm/utils/argparse_utils.py).
-    assert estimate.max_model_len(config(DSV2), {"max_model_len": "32k"}) == 32_000
-    assert estimate.max_model_len(config(DSV2), {"max_model_len": "32K"}) == 32_768
-    assert estimate.max_model_len(config(QWEN), {"max_model_len": "auto"}) == 32768
+    assert llm_parts.max_model_len(config(DSV2), {"max_model_len": "32k"}) == 32_000
+    assert llm_parts.max_model_len(config(DSV2), {"max_model_len": "32K"}) == 32_768
+    assert llm_parts.max_model_len(config(QWEN), {"max_model_len": "auto"}) == 32768
     # At its full 128K context, Llama 3.1 8B's KV cache alone is 16 GiB [llama-kv].
     est = estimate_route(route("chat", LLAMA))
     assert est.max_model_len == 131072 and est.kv_cache_bytes is not None
@@ -242,9 +243,9 @@ def test_activations_match_the_profile_run_measured_for_qwen_7b() -> None:
     c = config(QWEN_AWQ)
     forward = 2048 * (4 * 3584 + 3 * 18944) * 2
     sampler = 256 * 152064 * 20
-    assert estimate.activation_bytes(c, {}) == forward + sampler
+    assert llm_parts.activation_bytes(c, {}) == forward + sampler
     assert abs((forward + sampler) / GIB - 1.04) / 1.04 < 0.05  # [vllm-16gb] peak activation
-    halved = estimate.activation_bytes(c, {"max_num_batched_tokens": 1024, "max_num_seqs": 128})
+    halved = llm_parts.activation_bytes(c, {"max_num_batched_tokens": 1024, "max_num_seqs": 128})
     assert halved == (forward + sampler) // 2
 
 
@@ -256,7 +257,7 @@ def test_non_kv_memory_matches_the_measured_engine(tmp_path: Path) -> None:
     assert abs(ours - measured) / measured < 0.05
     eager = estimate_route(route("coder", awq_dir(tmp_path), max_model_len=32768, enforce_eager=True))
     assert est.overhead_bytes is not None and eager.overhead_bytes is not None
-    assert est.overhead_bytes - eager.overhead_bytes == estimate.CUDA_GRAPH_BYTES
+    assert est.overhead_bytes - eager.overhead_bytes == figures.CUDA_GRAPH_BYTES
 
 
 # ---- verdicts -----------------------------------------------------------------------------
@@ -494,7 +495,7 @@ def test_sd35_medium_whole_is_about_18_gb(tmp_path: Path) -> None:
     assert abs(est.weights_bytes - (fp16 + wo_fp32)) < 10 * header  # the VAE's fp32 file counted as fp16
     assert abs(est.weights_bytes / 1e9 - 18) < 0.5  # [sd35]
     assert est.kv_cache_bytes is None and est.overhead_bytes is not None
-    activations = est.overhead_bytes - estimate.CUDA_CONTEXT_BYTES
+    activations = est.overhead_bytes - figures.CUDA_CONTEXT_BYTES
     assert activations == 6 * 128 * 1024 * 1024 * 2 + 2 * (4096 + 333) * 1536 * 16 * 2
     assert verdict(est.need_bytes, 16 * GIB) == "does not fit"
 
@@ -509,7 +510,7 @@ def test_sd35_options_that_fit_16_gb(tmp_path: Path) -> None:
     t5_on_gpu = whole.weights_bytes - no_t5.weights_bytes
     assert abs(t5_on_gpu - (2 * T5_PARAMS + 24 * 10240 * 4096 * 2)) < 1000  # ~9.5 GB + fp32 wo
     assert by_model.weights_bytes == t5_on_gpu  # the largest part on the GPU at a time
-    assert sequential.weights_bytes == estimate.SEQUENTIAL_OFFLOAD_BYTES
+    assert sequential.weights_bytes == figures.SEQUENTIAL_OFFLOAD_BYTES
     for est in (no_t5, by_model, sequential):
         assert verdict(est.need_bytes, 16 * GIB) == "fits"
     tiled = estimate_route(vision(model, enable_tiling=True))

@@ -39,87 +39,27 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from llmhost.config import RouteConfig
-from llmhost.estimate.diffusion import diffusion_activation_bytes, diffusion_components, estimate_diffusion
-from llmhost.estimate.figures import (
-    ACTIVATION_HIDDEN_FACTOR,
-    ACTIVATION_INTERMEDIATE_FACTOR,
-    CUDA_CONTEXT_BYTES,
-    CUDA_GRAPH_BYTES,
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_MAX_NUM_BATCHED_TOKENS,
-    DEFAULT_MAX_NUM_SEQS,
-    DIT_LIVE_FACTOR,
-    DIT_TEXT_TOKENS,
-    MIB,
-    NON_TORCH_BYTES,
-    SAMPLER_BYTES_PER_LOGIT,
-    SEQUENTIAL_OFFLOAD_BYTES,
-    TIGHT_FRACTION,
-    VAE_CHANNELS,
-    VAE_LIVE_MAPS,
-    VAE_TILE_EDGE,
-)
+from llmhost.estimate.diffusion import estimate_diffusion
+from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.files import locate
-from llmhost.estimate.llm import (
-    activation_bytes,
-    derived_max_model_len,
-    estimate_llm,
-    is_mla,
-    kv_bytes_per_token,
-    kv_cache_bytes,
-    kv_dtype_bytes,
-    llm_overhead_bytes,
-    load_dtype_bytes,
-    max_model_len,
-    text_config,
-    weights_at_load_dtype,
-)
+from llmhost.estimate.llm import estimate_llm
 from llmhost.estimate.render import detected_gpu_bytes, render
 from llmhost.estimate.result import RouteEstimate, Verdict, resident_together, verdict
 from llmhost.gpu import GIB
 
+# The public face; the parts (figures, llm arithmetic, diffusion, files) are imported
+# from their own modules.
 __all__ = [
-    "ACTIVATION_HIDDEN_FACTOR",
-    "ACTIVATION_INTERMEDIATE_FACTOR",
-    "CUDA_CONTEXT_BYTES",
-    "CUDA_GRAPH_BYTES",
-    "DEFAULT_BLOCK_SIZE",
-    "DEFAULT_MAX_NUM_BATCHED_TOKENS",
-    "DEFAULT_MAX_NUM_SEQS",
-    "DIT_LIVE_FACTOR",
-    "DIT_TEXT_TOKENS",
     "GIB",
-    "MIB",
-    "NON_TORCH_BYTES",
-    "SAMPLER_BYTES_PER_LOGIT",
-    "SEQUENTIAL_OFFLOAD_BYTES",
     "TIGHT_FRACTION",
-    "VAE_CHANNELS",
-    "VAE_LIVE_MAPS",
-    "VAE_TILE_EDGE",
     "RouteEstimate",
     "Verdict",
-    "activation_bytes",
-    "derived_max_model_len",
     "detected_gpu_bytes",
-    "diffusion_activation_bytes",
-    "diffusion_components",
-    "estimate_diffusion",
-    "estimate_llm",
     "estimate_route",
     "estimate_routes",
-    "is_mla",
-    "kv_bytes_per_token",
-    "kv_cache_bytes",
-    "kv_dtype_bytes",
-    "llm_overhead_bytes",
-    "load_dtype_bytes",
-    "max_model_len",
     "render",
     "resident_together",
-    "text_config",
     "verdict",
-    "weights_at_load_dtype",
 ]
 
 log = logging.getLogger("llmhost.estimate")

@@ -165,6 +165,23 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _start_host(config: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`llmhost serve` on `config` in a process of its own, and its URL (not yet ready)."""
+    port = _free_port()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return host, f"http://127.0.0.1:{port}"
+
+
+def _engines_of(host: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """vLLM's engine processes below a host process."""
+    return [p for p in psutil.Process(host.pid).children(recursive=True) if _is_engine(p)]
+
+
 def _free_port() -> int:
     import socket
 
@@ -178,20 +195,11 @@ def test_sigkill_of_the_host_leaves_no_engine_behind(tiny_models: Any, tmp_path:
     """vLLM's engine core does not notice its in-process host dying; our watchdog does."""
     config = tmp_path / "models.toml"
     config.write_text(two_routes(tiny_models, ""))
-    port = _free_port()
-    host = subprocess.Popen(
-        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    host, url = _start_host(config)
     try:
         assert wait_until(lambda: _healthy(url), 30)
         chat(url, "coder-fast")
-        engines = [
-            p for p in psutil.Process(host.pid).children(recursive=True) if "VLLM" in " ".join(p.cmdline())
-        ]
+        engines = _engines_of(host)
         assert engines
     finally:
         host.kill()
@@ -206,14 +214,7 @@ def test_sigkill_during_a_load_leaves_no_engine_behind(tiny_models: Any, tmp_pat
     once the load finished: a host killed mid-load must not leave them holding memory."""
     config = tmp_path / "models.toml"
     config.write_text(two_routes(tiny_models, ""))
-    port = _free_port()
-    host = subprocess.Popen(
-        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    host, url = _start_host(config)
     engines: list[psutil.Process] = []
     try:
         assert wait_until(lambda: _healthy(url), 30)
@@ -221,11 +222,7 @@ def test_sigkill_during_a_load_leaves_no_engine_behind(tiny_models: Any, tmp_pat
             pool.submit(_chat_quietly, url, "coder-fast")
 
             def engine_started() -> bool:
-                engines[:] = [
-                    p
-                    for p in psutil.Process(host.pid).children(recursive=True)
-                    if "VLLM" in " ".join(p.cmdline())
-                ]
+                engines[:] = _engines_of(host)
                 return bool(engines)
 
             assert wait_until(engine_started, 60)
@@ -256,14 +253,7 @@ def test_sigterm_during_a_load_exits_within_seconds(tiny_models: Any, tmp_path: 
     processes are gone, and the host exits 0 within seconds instead of sitting the load out."""
     config = tmp_path / "models.toml"
     config.write_text(two_routes(tiny_models, ""))
-    port = _free_port()
-    host = subprocess.Popen(
-        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    host, url = _start_host(config)
     engines: list[psutil.Process] = []
     try:
         assert wait_until(lambda: _healthy(url), 30)
@@ -276,11 +266,7 @@ def test_sigterm_during_a_load_exits_within_seconds(tiny_models: Any, tmp_path: 
             )
 
             def engine_started() -> bool:
-                engines[:] = [
-                    p
-                    for p in psutil.Process(host.pid).children(recursive=True)
-                    if "VLLM" in " ".join(p.cmdline())
-                ]
+                engines[:] = _engines_of(host)
                 return bool(engines)
 
             assert wait_until(engine_started, 60)
@@ -318,14 +304,7 @@ def test_missing_model_path_evicts_nothing_and_says_why(tiny_models: Any, tmp_pa
     )
     assert check.returncode == 2
     assert f"the model path {missing} does not exist (route 'broken')" in check.stderr
-    port = _free_port()
-    host = subprocess.Popen(
-        [sys.executable, "-m", "llmhost", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    host, url = _start_host(config)
     try:
         assert wait_until(lambda: _healthy(url), 30)
         chat(url, "coder-fast")
