@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig, parse_catalog
 from llmhost.config_text import models_toml
 from llmhost.gpu import GIB, GpuMemory
@@ -44,6 +45,16 @@ class Recorder:
     live: set[str] = field(default_factory=set)
     free_at_load: dict[str, int] = field(default_factory=dict)
     models_loaded: list[str] = field(default_factory=list)  # route.model of each load
+    # Warm standby: what sleeping holds, and the ways a sleep or a wake goes wrong.
+    standby_problem: str | None = None  # every engine's answer to standby_problem()
+    ram: dict[str, int] = field(default_factory=dict)  # host RAM a level-1 sleep holds (default 2 GiB)
+    residual: int = GIB // 4  # GPU memory an asleep engine keeps (its CUDA context)
+    asleep: dict[str, int] = field(default_factory=dict)  # route -> RAM held now
+    fail_sleep: set[str] = field(default_factory=set)
+    fail_wake: set[str] = field(default_factory=set)
+    corrupt_wake: set[str] = field(default_factory=set)  # its probe differs after a wake
+    wake_seconds: float = 0.02
+    probe_ids: tuple[int, ...] = (11, 12, 13)
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         return FakeBackend(route, self)
@@ -54,6 +65,7 @@ class FakeBackend:
         self.route = route
         self.rec = recorder
         self.dead: str | None = None
+        self.woken = False
         self._stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -80,6 +92,7 @@ class FakeBackend:
         self._stopped.set()
         self.rec.events.append(f"stop {name}")
         await asyncio.sleep(self.rec.stop_seconds)
+        self.rec.asleep.pop(name, None)
         gpu = self.rec.gpu
         if gpu is not None:
             if gpu.release_lag:
@@ -91,7 +104,54 @@ class FakeBackend:
     def failure(self) -> str | None:
         return self.dead
 
+    # ---- warm standby (llmhost.backends.base.Sleeper) ----
 
-def catalog(policy: str = "exclusive", routes: tuple[str, ...] = ("a", "b"), **host: object) -> Catalog:
-    tables = {n: {"kind": "llm", "model": f"org/{n}", "served_names": [f"{n}-model"]} for n in routes}
+    def standby_problem(self) -> str | None:
+        return self.rec.standby_problem
+
+    def standby_ram_bytes(self, level: int) -> int | None:
+        return 0 if level == 2 else self.rec.ram.get(self.route.name, 2 * GIB)
+
+    async def sleep(self, level: int) -> int | None:
+        name = self.route.name
+        self.rec.events.append(f"sleep {name}")
+        await asyncio.sleep(self.rec.stop_seconds)
+        if name in self.rec.fail_sleep:
+            raise RuntimeError("sleep went wrong")
+        gpu = self.rec.gpu
+        if gpu is not None:
+            gpu.used[name] = self.rec.residual
+        held = self.standby_ram_bytes(level) or 0
+        self.rec.asleep[name] = held
+        return held
+
+    async def wake(self, level: int) -> None:
+        name = self.route.name
+        self.rec.events.append(f"wake {name}")
+        await asyncio.sleep(self.rec.wake_seconds)
+        if name in self.rec.fail_wake:
+            raise RuntimeError("cuMemCreate failed")
+        self.rec.asleep.pop(name, None)
+        if self.rec.gpu is not None:
+            self.rec.gpu.used[name] = self.rec.memory.get(name, 4 * GIB)
+        self.woken = True
+
+    async def probe(self) -> Probe:
+        if self.woken and self.route.name in self.rec.corrupt_wake:
+            return Probe((7, 7, 7), "!!!")
+        return Probe(self.rec.probe_ids, "2, 3, 5")
+
+
+def catalog(
+    policy: str = "exclusive",
+    routes: tuple[str, ...] = ("a", "b"),
+    *,
+    every_route: dict[str, object] | None = None,
+    **host: object,
+) -> Catalog:
+    """Routes `routes` (each with `every_route`'s keys) under a [host] of `host`."""
+    tables = {
+        n: {"kind": "llm", "model": f"org/{n}", "served_names": [f"{n}-model"], **(every_route or {})}
+        for n in routes
+    }
     return parse_catalog(models_toml({"policy": policy, **host}, tables))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from llmhost.config import HostConfig, RouteConfig
@@ -33,6 +34,42 @@ class Backend(Protocol):
 
     def failure(self) -> str | None:
         """Why the loaded model can no longer serve (its engine died), or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fixed greedy completion: its token ids are compared, its text is for the log."""
+
+    token_ids: tuple[int, ...]
+    text: str
+
+
+@runtime_checkable
+class Sleeper(Protocol):
+    """A backend that can give its GPU memory back and keep its engine (vLLM's sleep
+    mode; docs/standby.md). The manager calls these only between requests."""
+
+    def standby_problem(self) -> str | None:
+        """Why this started engine cannot sleep (e.g. the platform has no sleep mode), or None."""
+        ...
+
+    def standby_ram_bytes(self, level: int) -> int | None:
+        """The host RAM a sleep at `level` would hold (level 1: the weights), None if unknown."""
+        ...
+
+    async def sleep(self, level: int) -> int | None:
+        """Give the GPU memory back (level 1: weights to host RAM; level 2: weights
+        dropped). Returns the host RAM the sleeping engine now holds, when measurable."""
+        ...
+
+    async def wake(self, level: int) -> None:
+        """Take the GPU memory again; after level 2 the weights are reloaded from disk."""
+        ...
+
+    async def probe(self) -> Probe:
+        """The token ids of a fixed greedy completion: equal before a sleep and after a
+        good wake (llmhost.lifecycle.operations compares them)."""
         ...
 
 

@@ -89,6 +89,19 @@ class EngineProcesses:
             except psutil.Error:
                 pass
 
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the engine's processes and their workers (None: none known):
+        what a level-1 sleep moves the weights into."""
+        total, seen = 0, False
+        for proc in list(self._procs.values()):
+            try:
+                for member in (proc, *proc.children(recursive=True)):
+                    total += member.memory_info().rss
+                    seen = True
+            except psutil.Error:
+                continue
+        return total if seen else None
+
     @property
     def watching(self) -> bool:
         return self._thread is not None

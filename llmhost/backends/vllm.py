@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from llmhost.backends.base import LoadFailed
+from llmhost.backends.base import LoadFailed, Probe
 from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
 from llmhost.backends.engine_procs import EngineProcesses
 from llmhost.config import HostConfig, RouteConfig
@@ -31,6 +31,26 @@ PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
 # How long an abandoned start may take to return once its processes are killed (a start
 # still in the host process, e.g. reading a large config, cannot be interrupted sooner).
 ABANDON_TIMEOUT_SECONDS = 120.0
+
+
+# The probe every wake must reproduce (llmhost.lifecycle.operations.wake): greedy, short.
+PROBE_PROMPT = "The first five prime numbers are"
+PROBE_TOKENS = 8
+
+
+def sleep_mode_problem() -> str | None:
+    """Why vLLM has no sleep mode on this machine, None when it has one: vLLM's own
+    answer (its platform detection; takes seconds on first use)."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_sleep_mode_available():
+        return (
+            f"vLLM has no sleep mode on this machine's {current_platform.device_name} platform "
+            "(it has one on CUDA, ROCm and XPU)"
+        )
+    if current_platform.is_cuda_alike() and not current_platform.is_cumem_allocator_available():
+        return "vLLM's sleep mode needs its cumem allocator, which this vLLM build lacks"
+    return None
 
 
 def create_engine(model: str, served_names: Iterable[str], engine: dict[str, Any]) -> Any:
@@ -73,6 +93,8 @@ class VllmBackend:
         self._failure_log: Path | None = None
         self._creating: asyncio.Future[Any] | None = None  # the engine being created
         self._abandoned = False
+        self._standby_problem: str | None = "standby is off for this route"
+        self._weights_bytes: int | None = None  # from the checkpoint's files, for standby
 
     async def start(self) -> None:
         # The engine's processes go to the watchdog as they appear: a host killed while
@@ -102,6 +124,11 @@ class VllmBackend:
     def _create_engine(self) -> Any:
         _use_spawn()  # before capture_config imports vLLM
         engine = dict(self.route.engine)
+        if self.route.standby == "sleep":
+            self._standby_problem = sleep_mode_problem()
+            if self._standby_problem is None:
+                engine["enable_sleep_mode"] = True
+                self._weights_bytes = _weights_bytes(self.route)
         if not {"logging_config", "log_config_file"} & engine.keys():
             self._failure_log = new_log_file(self.route.name)
             logging_config = capture_config(self._failure_log)
@@ -209,6 +236,50 @@ class VllmBackend:
                 await handler
         await asyncio.to_thread(engine.shutdown, SHUTDOWN_TIMEOUT_SECONDS)
 
+    # ---- warm standby (llmhost.backends.base.Sleeper; docs/standby.md) ----
+
+    def standby_problem(self) -> str | None:
+        return self._standby_problem
+
+    def standby_ram_bytes(self, level: int) -> int | None:
+        return 0 if level == 2 else self._weights_bytes
+
+    async def sleep(self, level: int) -> int | None:
+        before = self._rss()
+        await self.engine.sleep(level)
+        after = self._rss()
+        return max(0, after - before) if before is not None and after is not None else None
+
+    async def wake(self, level: int) -> None:
+        engine = self.engine
+        if level == 2:
+            # vLLM's documented order after a level-2 sleep: the weights' memory, the
+            # weights themselves from disk (else the model wakes into gibberish), then
+            # the KV cache.
+            await engine.wake_up(tags=["weights"])
+            await engine.collective_rpc("reload_weights")
+            await engine.wake_up(tags=["kv_cache"])
+        else:
+            await engine.wake_up()
+        await engine.reset_prefix_cache()
+
+    async def probe(self) -> Probe:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=PROBE_TOKENS, ignore_eos=True)
+        final: Any = None
+        request_id = f"llmhost-probe-{id(params)}"
+        async for output in self.engine.generate(PROBE_PROMPT, params, request_id=request_id):
+            final = output
+        if final is None or not final.outputs:
+            raise RuntimeError("the probe produced no output")
+        completion = final.outputs[0]
+        return Probe(tuple(completion.token_ids), completion.text)
+
+    def _rss(self) -> int | None:
+        procs = self._procs
+        return None if procs is None else procs.rss_bytes()
+
     def failure(self) -> str | None:
         engine = self.engine
         if engine is None:
@@ -224,6 +295,17 @@ class VllmBackend:
         if self.engine is None:
             return 0
         return int(self.engine.get_num_unfinished_requests())
+
+
+def _weights_bytes(route: RouteConfig) -> int | None:
+    """The checkpoint's weights, from its files (llmhost.estimate): what a level-1 sleep
+    holds in host RAM. None when unknown; the manager then assumes the whole footprint."""
+    from llmhost.estimate import estimate_route
+
+    try:
+        return estimate_route(route).weights_bytes
+    except Exception:  # advice only: never fails a load
+        return None
 
 
 def _vllm_collectors() -> list[Any]:

@@ -11,6 +11,11 @@ from pydantic import (
 )
 
 from llmhost.config.base import Frozen
+from llmhost.gpu import GIB
+
+# The default standby_ram_gib as a share of total RAM: the rest stays for the host,
+# the engines' own processes, the desktop and the page cache that makes loads fast.
+STANDBY_RAM_SHARE = 0.4
 
 
 class HostConfig(Frozen):
@@ -43,6 +48,21 @@ class HostConfig(Frozen):
         le=8,
         description="GPU memory left free for an engine's own CUDA context when memory_gib is auto",
     )
+    standby_ram_gib: float | None = Field(
+        None,
+        gt=0,
+        description="host RAM that asleep models may hold (level-1 weights); default: 40% of RAM",
+    )
+
+    @property
+    def standby_ram_bytes(self) -> int:
+        """The RAM budget for asleep models: the set figure, else a share of total RAM (under
+        WSL2, psutil sees the VM's limit, which is what counts)."""
+        if self.standby_ram_gib is not None:
+            return int(self.standby_ram_gib * GIB)
+        import psutil
+
+        return int(psutil.virtual_memory().total * STANDBY_RAM_SHARE)
 
 
 _MODE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

@@ -110,6 +110,11 @@ class RouteConfig(Frozen):
     # vLLM's gpu_memory_utilization at load time (llmhost.lifecycle.sizing). Diffusion
     # routes: what the `fit` policy reserves for the pipeline (default: measured).
     memory_gib: Annotated[float, Field(gt=0)] | Literal["auto"] | None = None
+    # Warm standby (docs/standby.md): "sleep" puts the engine to sleep with vLLM's sleep
+    # mode when another model needs the GPU, instead of shutting it down. Off until a GPU
+    # host has proven it for the model (`scripts/gpu_check.py --standby`).
+    standby: Literal["off", "sleep"] = "off"
+    sleep_level: Literal[1, 2] = 1  # 1: weights kept in host RAM; 2: reloaded from disk on wake
     engine: dict[str, Any] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -171,6 +176,12 @@ class RouteConfig(Frozen):
     def _by_kind(self) -> RouteConfig:
         if self.kind == "diffusion" and self.engine:
             raise ValueError("[engine] is for llm routes; a diffusion route takes [pipeline]")
+        if self.kind == "diffusion" and self.standby != "off":
+            raise ValueError('standby = "sleep" is for llm routes (vLLM\'s sleep mode); pipelines unload')
+        if "enable_sleep_mode" in self.engine:
+            raise ValueError(
+                'enable_sleep_mode: not set here; standby = "sleep" turns it on where the GPU supports it'
+            )
         return self
 
     @property

@@ -52,6 +52,9 @@ __all__ = ["Estimator", "ModelManager", "Preflight"]
 # A route's estimated GPU need in bytes (llmhost.estimate), None when unknown. Called in a
 # worker thread: it may read config files from the model cache.
 Estimator = Callable[[RouteConfig], "int | None"]
+# Why this platform has no sleep mode, None when it has one (called in a worker thread:
+# the default imports vLLM's platform detection, which takes seconds).
+StandbyCheck = Callable[[], "str | None"]
 
 
 class ModelManager:
@@ -64,10 +67,13 @@ class ModelManager:
         clock: Clock = time.monotonic,
         estimator: Estimator | None = None,
         preflight: Preflight | None = None,
+        standby_check: StandbyCheck | None = None,
     ) -> None:
         self.catalog = catalog
         self._clock = clock
         self._estimator = estimator if estimator is not None else _estimate_need
+        self._standby_check = standby_check if standby_check is not None else _sleep_mode_problem
+        self._standby_checked = False
         self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
         self._scheduler = Scheduler(
             catalog.host,
@@ -89,6 +95,28 @@ class ModelManager:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._scheduler.run(), name="llmhost-scheduler")
         self._estimate_needs()
+        self._check_standby()
+
+    def _check_standby(self) -> None:
+        """Once a route asks for standby: ask the platform whether it has a sleep mode, and
+        say so once if it has none (those routes then swap by shutdown)."""
+        if self._standby_checked or not any(r.standby == "sleep" for r in self.catalog.routes.values()):
+            return
+        self._standby_checked = True
+        self._spawn(self._ask_standby(), "standby-check")
+
+    async def _ask_standby(self) -> None:
+        try:
+            problem = await asyncio.to_thread(self._standby_check)
+        except Exception as exc:
+            problem = f"could not tell whether this platform has a sleep mode: {exc}"
+        self._scheduler.standby_unavailable = problem
+        if problem is not None:
+            routes = ", ".join(n for n, r in self.catalog.routes.items() if r.standby == "sleep")
+            log.warning(
+                "standby requested for %s but unavailable: %s; they swap by shutdown", routes, problem
+            )
+        self._scheduler.wake()
 
     def _estimate_needs(self) -> None:
         """Under `fit`, estimate what each auto-sized route needs, off the event loop."""
@@ -214,6 +242,7 @@ class ModelManager:
         self.catalog = catalog
         self._scheduler.host = catalog.host
         self._estimate_needs()
+        self._check_standby()
         log.info(
             "configuration reloaded: added %s, removed %s, changed %s",
             *(", ".join(changes[k]) or "none" for k in ("added", "removed", "changed")),
@@ -252,7 +281,8 @@ class ModelManager:
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()
-        return [slot.stats(now) for slot in self.slots.values()]
+        unavailable = self._scheduler.standby_unavailable
+        return [slot.stats(now, unavailable) for slot in self.slots.values()]
 
     def begin_close(self) -> None:
         """Start closing now: refuse new work and abandon loads in progress at once, while
@@ -295,6 +325,13 @@ class ModelManager:
         except ValueError:
             pass
         self._scheduler.wake()
+
+
+def _sleep_mode_problem() -> str | None:
+    """The default standby check: vLLM's own answer for this platform."""
+    from llmhost.backends.vllm import sleep_mode_problem
+
+    return sleep_mode_problem()
 
 
 def _estimate_need(route: RouteConfig) -> int | None:

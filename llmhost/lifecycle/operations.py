@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmhost.backends.base import Backend, BackendFactory, LoadFailed
+from llmhost.backends.base import Backend, BackendFactory, LoadFailed, Probe, Sleeper
 from llmhost.backends.engine_failure import describe
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu import GpuMemory, GpuMonitor, settle
@@ -23,6 +23,12 @@ log = logging.getLogger("llmhost.lifecycle")
 
 # How long an abandoned load's start may take to return once its backend was stopped.
 ABANDONED_START_SECONDS = 30.0
+# A wake (with its probe) slower than this failed: vLLM's wakes take 0.3-3 s for models up
+# to 7B, a level-2 wake rereads the weights; one this slow is stuck, or no faster than a
+# cold start.
+WAKE_TIMEOUT_SECONDS = 60.0
+# The probe after a cold load: a few tokens, so far more than enough.
+PROBE_TIMEOUT_SECONDS = 60.0
 
 Clock = Callable[[], float]
 
@@ -34,6 +40,8 @@ class Loaded:
     backend: Backend
     elapsed: float  # seconds since the load began: the cold start
     measured_bytes: int | None  # the drop in free memory across the load, when measurable
+    probe: Probe | None = None  # recorded for standby: every wake must reproduce it
+    standby_problem: str | None = None  # why this engine cannot sleep (standby requested)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,29 @@ class Reclaimed:
     freed_bytes: int | None
 
 
+@dataclass(frozen=True)
+class Slept:
+    """The engine sleeps: the GPU memory it gave back, the host RAM it holds (None: unknown)."""
+
+    freed_bytes: int | None
+    ram_bytes: int | None
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Woke:
+    """The engine is awake and its probe matched the one recorded at its cold load."""
+
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class WakeFailed:
+    """The wake raised, was too slow, or its probe differed: the engine must not serve."""
+
+    reason: str
+
+
 LoadOutcome = Loaded | Failed | Abandoned
 
 
@@ -96,12 +127,27 @@ async def load(
     if error is not None:
         await stop(backend, route)
         return Failed(describe_failure(error))
-    elapsed = clock() - started
     after = monitor.memory()
     measured = (
         max(0, before.free_bytes - after.free_bytes) if before is not None and after is not None else None
     )
-    return Loaded(backend, elapsed, measured)
+    probe, problem = await _standby_ready(backend, route)
+    return Loaded(backend, clock() - started, measured, probe, problem)
+
+
+async def _standby_ready(backend: Backend, route: RouteConfig) -> tuple[Probe | None, str | None]:
+    """For a route with standby on: the probe every wake must reproduce, or why it cannot sleep."""
+    if route.standby == "off":
+        return None, None
+    if not isinstance(backend, Sleeper):
+        return None, f"the {route.kind} backend has no sleep mode"
+    problem = backend.standby_problem()
+    if problem is not None:
+        return None, problem
+    try:
+        return await asyncio.wait_for(backend.probe(), PROBE_TIMEOUT_SECONDS), None
+    except Exception as exc:  # the model serves; it just never sleeps
+        return None, f"the probe after the cold load failed: {describe_failure(exc)}"
 
 
 async def reclaim(
@@ -132,6 +178,52 @@ async def unload(backend: Backend | None, route: RouteConfig) -> Stopped:
     if backend is not None:
         await stop(backend, route)
     return Stopped()
+
+
+async def sleep(
+    backend: Sleeper,
+    level: int,
+    *,
+    monitor: GpuMonitor,
+    expected_bytes: int | None,
+    settle_seconds: float,
+    clock: Clock,
+) -> Slept | Failed:
+    """Put a drained engine to sleep and wait until the memory it gave back shows as free."""
+    started = clock()
+    before = monitor.memory()
+    try:
+        ram = await backend.sleep(level)
+    except Exception as exc:
+        return Failed(f"the level-{level} sleep failed: {describe_failure(exc)}")
+    freed = await settle(monitor, before, expected_bytes, clock() + settle_seconds, clock)
+    return Slept(freed, ram, clock() - started)
+
+
+async def wake(
+    backend: Sleeper, level: int, expected: Probe, *, clock: Clock, bound: float = WAKE_TIMEOUT_SECONDS
+) -> Woke | WakeFailed:
+    """Wake an asleep engine and run the probe: only a wake whose probe reproduces the
+    one recorded at the cold load is a wake (vLLM's known failures: a level-2 wake into
+    gibberish, a wake that fails or wedges, corrupted weights after a wake)."""
+    started = clock()
+    try:
+        got = await asyncio.wait_for(_wake_and_probe(backend, level), bound)
+    except asyncio.TimeoutError:
+        return WakeFailed(f"the wake and its probe took longer than {bound:g} s")
+    except Exception as exc:
+        return WakeFailed(f"the wake failed: {describe_failure(exc)}")
+    if got.token_ids != expected.token_ids:
+        return WakeFailed(
+            f"the probe after the wake differs from the one after the cold load: "
+            f"{got.text!r} instead of {expected.text!r}"
+        )
+    return Woke(clock() - started)
+
+
+async def _wake_and_probe(backend: Sleeper, level: int) -> Probe:
+    await backend.wake(level)
+    return await backend.probe()
 
 
 async def memory_back(

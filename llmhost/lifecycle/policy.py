@@ -23,6 +23,44 @@ class Resident:
     busy: bool  # holds leases or has requests waiting
     last_used: float  # monotonic seconds; larger is more recent
     memory_bytes: int | None  # what it uses, when known
+    asleep: bool = False  # in standby: most of its memory is already free (docs/standby.md)
+
+
+@dataclass(frozen=True)
+class Asleep:
+    """A model in standby, as the RAM budget sees it."""
+
+    name: str
+    ram_bytes: int  # host RAM it holds
+    last_used: float
+
+
+@dataclass(frozen=True)
+class StandbyPlan:
+    sleep: bool  # False: shut the model down instead
+    shut_down: tuple[str, ...]  # asleep models to shut down first, least recently used first
+    reason: str
+
+
+def plan_standby(name: str, ram_bytes: int, budget_bytes: int, asleep: Sequence[Asleep]) -> StandbyPlan:
+    """Whether `name` may sleep holding `ram_bytes` of host RAM within `budget_bytes`
+    (standby_ram_gib), and which asleep models must be shut down to make room."""
+    if ram_bytes > budget_bytes:
+        return StandbyPlan(
+            False,
+            (),
+            f"asleep it would hold {ram_bytes / GIB:.1f} GiB of RAM, more than standby_ram_gib "
+            f"({budget_bytes / GIB:.1f} GiB)",
+        )
+    held = sum(a.ram_bytes for a in asleep)
+    shut: list[str] = []
+    for other in sorted(asleep, key=lambda a: a.last_used):
+        if held + ram_bytes <= budget_bytes:
+            break
+        shut.append(other.name)
+        held -= other.ram_bytes
+    why = f"shutting down {', '.join(shut)} for RAM" if shut else "within standby_ram_gib"
+    return StandbyPlan(True, tuple(shut), f"sleeps holding {ram_bytes / GIB:.1f} GiB of RAM, {why}")
 
 
 @dataclass(frozen=True)
@@ -41,13 +79,17 @@ def plan_eviction(
 ) -> Plan:
     others = [r for r in residents if r.name != target]
     if policy == "exclusive":
-        return Plan(tuple(r.name for r in _lru(others)), True, "exclusive: one model at a time")
+        # An asleep model stays asleep: keeping it is the point of standby. What it
+        # still holds (a CUDA context) is already out of the free-memory reading.
+        awake = [r for r in _lru(others) if not r.asleep]
+        return Plan(tuple(r.name for r in awake), True, "exclusive: one model at a time")
     return _plan_fit(target, need_bytes, others, gpu)
 
 
 def _lru(residents: Sequence[Resident]) -> list[Resident]:
-    """Idle models first, then busy ones; least recently used first within each."""
-    return sorted(residents, key=lambda r: (r.busy, r.last_used))
+    """Idle models first, then busy ones, asleep ones last (shutting one down frees
+    little); least recently used first within each."""
+    return sorted(residents, key=lambda r: (r.asleep, r.busy, r.last_used))
 
 
 def _plan_fit(target: str, need: int | None, others: Sequence[Resident], gpu: GpuMemory | None) -> Plan:
@@ -55,9 +97,10 @@ def _plan_fit(target: str, need: int | None, others: Sequence[Resident], gpu: Gp
         # Nothing to measure against: keep everything and let the engine judge.
         return Plan((), True, "fit: GPU memory unknown (no NVML), keeping resident models")
     if need is None:
-        # Unknown need: the only safe assumption is that it needs the whole GPU.
+        # Unknown need: the only safe assumption is that it needs the whole GPU (less
+        # what asleep models keep: see exclusive).
         return Plan(
-            tuple(r.name for r in _lru(others)),
+            tuple(r.name for r in _lru(others) if not r.asleep),
             True,
             f"fit: memory need of {target} unknown, freeing the GPU for it",
         )

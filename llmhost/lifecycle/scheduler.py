@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llmhost.backends.base import BackendFactory
+from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GpuMonitor
-from llmhost.lifecycle.policy import Resident, plan_eviction
+from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
 from llmhost.lifecycle.slot import Lease, Slot
-from llmhost.lifecycle.state import ModelState, is_resident
+from llmhost.lifecycle.state import ModelState, has_engine
 from llmhost.lifecycle.transitions import Clock, Transitions, failed_error, need_of
 
 log = logging.getLogger("llmhost.lifecycle")
@@ -53,6 +53,8 @@ class Scheduler:
         self._transitions = Transitions(lambda: self.host, factory, gpu, clock=clock, wake=self.wake)
         self.closing = False
         self.stopped = asyncio.Event()  # set when closing and everything is stopped
+        # Why this platform has no sleep mode (None: it has, or nobody asked yet).
+        self.standby_unavailable: str | None = None
 
     @property
     def op(self) -> asyncio.Task[Any] | None:
@@ -126,7 +128,7 @@ class Scheduler:
         """Move a reloaded route toward its new settings; True if the slot is gone."""
         if slot.next_route is None and not slot.retired:
             return False
-        if slot.state is ModelState.READY and not slot.evicting:
+        if slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
             why = "removed from the configuration" if slot.retired else "configuration changed"
             self._mark_evicting(slot, why, now, bounded=False)
         elif slot.state in (ModelState.STOPPED, ModelState.FAILED):
@@ -150,7 +152,9 @@ class Scheduler:
             deadlines.append(retry_at)
 
     def _check_idle(self, slot: Slot, now: float, deadlines: list[float]) -> None:
-        if slot.state is not ModelState.READY or slot.evicting or slot.busy:
+        # An asleep model's idle time runs from its last request, as if it were awake:
+        # standby changes how fast it comes back, not how long it is kept.
+        if slot.state not in (ModelState.READY, ModelState.ASLEEP) or slot.evicting or slot.busy:
             return
         idle = slot.route.effective_idle_seconds(self.host)
         due = slot.last_used + idle
@@ -162,44 +166,48 @@ class Scheduler:
     def _schedule_close(self) -> None:
         now = self._clock()
         for slot in self.slots.values():
-            if slot.state is ModelState.READY and not slot.evicting:
+            if slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
                 self._mark_evicting(slot, "host shutting down", now)
-        if self._transitions.op is None and not any(is_resident(s.state) for s in self.slots.values()):
+        if self._transitions.op is None and not any(has_engine(s.state) for s in self.slots.values()):
             self.stopped.set()
 
     def _next_operation(self, now: float, deadlines: list[float]) -> None:
-        # 1. Finish evictions already decided: unload once drained or the drain bound passed.
+        # 1. Finish evictions already decided: unload (or put to sleep) once drained or
+        #    the drain bound passed.
         for slot in self.slots.values():
+            if slot.evicting and slot.state is ModelState.ASLEEP:
+                self._transitions.unload(slot)
+                return
             if slot.evicting and slot.state is ModelState.READY:
                 assert slot.drain_started is not None
                 drain_deadline = slot.drain_started + self.host.drain_timeout_seconds
                 overdue = slot.drain_bounded and now >= drain_deadline
                 if not slot.active or overdue:
-                    self._transitions.unload(slot)
+                    self._evict(slot)
                     return
                 if slot.drain_bounded:
                     deadlines.append(drain_deadline)
         if self.closing:
             return
         # 2. Bring in the model whose request has waited longest.
-        candidates = [
-            s for s in self.slots.values() if s.waiting and s.state in (ModelState.STOPPED, ModelState.FAILED)
-        ]
+        startable = (ModelState.STOPPED, ModelState.FAILED, ModelState.ASLEEP)
+        candidates = [s for s in self.slots.values() if s.waiting and s.state in startable and not s.evicting]
         wanted = min(candidates, key=lambda s: s.oldest_wait() or 0.0, default=None)
         if wanted is None or wanted.estimate_pending:
             return  # an estimate in progress wakes the scheduler when it is done
-        refused = self._preflight(wanted.route) if self._preflight is not None else None
+        asleep = wanted.state is ModelState.ASLEEP
+        refused = self._preflight(wanted.route) if self._preflight is not None and not asleep else None
         if refused is not None:
             self._transitions.fail(wanted, refused)  # nothing was evicted for it
             self._wake.set()
             return
-        residents = [s for s in self.slots.values() if s is not wanted and is_resident(s.state)]
+        others = [s for s in self.slots.values() if s is not wanted and has_engine(s.state)]
         gpu = self._gpu.memory()
         plan = plan_eviction(
             self.host.policy,
             wanted.route.name,
             need_of(wanted, self.host.policy, gpu.total_bytes if gpu else None),
-            [Resident(s.route.name, s.busy, s.last_used, s.measured_bytes) for s in residents],
+            [_resident(s) for s in others],
             gpu,
         )
         if not plan.fits:
@@ -212,25 +220,70 @@ class Scheduler:
             )
             return
         if not plan.evict:
-            self._transitions.load(wanted)
+            if asleep:
+                self._transitions.wake(wanted)
+            else:
+                self._transitions.load(wanted)
             return
         wanted.swap_pending = True
         oldest = wanted.oldest_wait() or now
         for name in plan.evict:
             victim = self.slots[name]
-            if victim.evicting or victim.state is not ModelState.READY:
+            if victim.evicting or victim.state not in (ModelState.READY, ModelState.ASLEEP):
                 continue
             hold_until = max(victim.ready_at, oldest) + self.host.max_hold_seconds
             if victim.busy and now < hold_until:
                 deadlines.append(hold_until)  # let it finish what it has, within the hold
                 continue
-            self._mark_evicting(victim, f"making room for {wanted.route.primary_id}", now)
+            why = f"making room for {wanted.route.primary_id}"
+            self._mark_evicting(victim, why, now, standby=True)
             self._wake.set()  # unload it in the next pass if it is already drained
 
-    def _mark_evicting(self, slot: Slot, reason: str, now: float, *, bounded: bool = True) -> None:
+    def _evict(self, slot: Slot) -> None:
+        """Take a drained (or overdue) model off the GPU: to sleep when its eviction allows
+        standby and the RAM budget has room, else shut down."""
+        if not (slot.to_standby and self._may_sleep(slot)):
+            self._transitions.unload(slot)
+            return
+        level = slot.route.sleep_level
+        ram = _standby_ram(slot, level)
+        asleep = [
+            Asleep(s.route.name, s.asleep_ram_bytes or 0, s.last_used)
+            for s in self.slots.values()
+            if s.state is ModelState.ASLEEP and not s.evicting
+        ]
+        plan = plan_standby(slot.route.name, ram, self.host.standby_ram_bytes, asleep)
+        if not plan.sleep:
+            log.info("%s shuts down instead of sleeping: %s", slot.route.primary_id, plan.reason)
+            self._transitions.unload(slot)
+        elif plan.shut_down:
+            # One GPU operation at a time: shut the first one down; the next pass re-plans.
+            victim = self.slots[plan.shut_down[0]]
+            self._mark_evicting(victim, f"the standby RAM budget, for {slot.route.primary_id}", self._clock())
+            self._transitions.unload(victim)
+        else:
+            self._transitions.sleep(slot, ram)
+
+    def _may_sleep(self, slot: Slot) -> bool:
+        backend = slot.backend
+        return (
+            slot.route.standby == "sleep"
+            and self.standby_unavailable is None
+            and slot.standby_problem is None
+            and slot.standby_disabled is None
+            and slot.probe is not None
+            and not slot.active  # vLLM's sleep would abort them: only a drained model sleeps
+            and isinstance(backend, Sleeper)
+            and backend.failure() is None
+        )
+
+    def _mark_evicting(
+        self, slot: Slot, reason: str, now: float, *, bounded: bool = True, standby: bool = False
+    ) -> None:
         slot.evicting = reason
         slot.drain_started = now
         slot.drain_bounded = bounded
+        slot.to_standby = standby  # only making room sleeps; idle, reloads and stops shut down
         if slot.active:
             log.info(
                 "evicting %s (%s): draining %d in-flight request(s)",
@@ -238,3 +291,19 @@ class Scheduler:
                 reason,
                 len(slot.active),
             )
+
+
+def _resident(slot: Slot) -> Resident:
+    if slot.state is ModelState.ASLEEP:
+        return Resident(slot.route.name, slot.busy, slot.last_used, slot.asleep_gpu_bytes, asleep=True)
+    return Resident(slot.route.name, slot.busy, slot.last_used, slot.measured_bytes)
+
+
+def _standby_ram(slot: Slot, level: int) -> int:
+    """The host RAM `slot` would hold asleep: what its backend expects (level 1: the
+    weights), else its whole GPU footprint (an upper bound)."""
+    backend = slot.backend
+    expected = backend.standby_ram_bytes(level) if isinstance(backend, Sleeper) else None
+    if expected is not None:
+        return expected
+    return 0 if level == 2 else slot.measured_bytes or 0

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmhost.backends.base import Backend
+from llmhost.backends.base import Backend, Probe
 from llmhost.config import RouteConfig
 from llmhost.lifecycle.state import ModelState, check_transition
 
@@ -79,6 +79,20 @@ class Slot:
     last_error: str | None = None
     failed_at: float | None = None
 
+    # Warm standby (docs/standby.md).
+    probe: Probe | None = None  # recorded after the cold load; every wake must reproduce it
+    standby_problem: str | None = None  # why the running engine cannot sleep
+    standby_disabled: str | None = None  # after repeated failed sleeps or wakes, until restart
+    standby_failures: int = 0
+    to_standby: bool = False  # the eviction in progress may put the model to sleep
+    asleep_ram_bytes: int | None = None  # host RAM held while asleep (None: not asleep)
+    asleep_gpu_bytes: int | None = None  # GPU memory still held while asleep, when measured
+    sleeps: int = 0
+    wakes: int = 0
+    wake_seconds: list[float] = field(default_factory=list)
+    wake_failures: int = 0
+    last_wake_error: str | None = None
+
     def to(self, new: ModelState) -> None:
         self.state = check_transition(self.state, new)
 
@@ -106,25 +120,34 @@ class Slot:
     def oldest_wait(self) -> float | None:
         return self.waiting[0].arrived if self.waiting else None
 
-    def stats(self, now: float) -> dict[str, Any]:
+    def standby(self, unavailable: str | None) -> tuple[str, str | None]:
+        """The standby setting as it stands: off, on, unavailable or disabled, and why.
+        `unavailable` is the host's reason when the platform has no sleep mode."""
+        if self.route.standby == "off":
+            return "off", None
+        if unavailable is not None or self.standby_problem is not None:
+            return "unavailable", unavailable or self.standby_problem
+        if self.standby_disabled is not None:
+            return "disabled", self.standby_disabled
+        return "on", None
+
+    def stats(self, now: float, standby_unavailable: str | None = None) -> dict[str, Any]:
         starts = self.cold_starts
+        wakes = self.wake_seconds
+        standby, standby_reason = self.standby(standby_unavailable)
         return {
             "route": self.route.name,
             "model": self.route.primary_id,
             "kind": self.route.kind,
             "state": self.state.value,
             "loading_seconds": round(now - self.load_started, 1)
-            if self.state is ModelState.LOADING and self.load_started is not None
+            if self.state in (ModelState.LOADING, ModelState.WAKING) and self.load_started is not None
             else None,
             "last_hit": _iso(self.last_hit),
             "loads": self.loads,
             "swaps": self.swaps,
             "evictions": self.evictions,
-            "cold_start_seconds": {
-                "last": round(starts[-1], 2) if starts else None,
-                "median": round(statistics.median(starts), 2) if starts else None,
-                "max": round(max(starts), 2) if starts else None,
-            },
+            "cold_start_seconds": _summary(starts),
             "cold_start_histogram": {
                 "buckets": [[le, sum(1 for s in starts if s <= le)] for le in COLD_START_BUCKETS],
                 "count": len(starts),
@@ -138,7 +161,24 @@ class Slot:
             "memory_budget_bytes": self.budget_bytes,
             "estimated_bytes": self.estimated_bytes,
             "last_error": self.last_error,
+            "standby": standby,
+            "standby_reason": standby_reason,
+            "sleep_level": self.route.sleep_level if standby != "off" else None,
+            "standby_ram_bytes": self.asleep_ram_bytes if self.state is ModelState.ASLEEP else None,
+            "sleeps": self.sleeps,
+            "wakes": self.wakes,
+            "wake_seconds": _summary(wakes),
+            "wake_failures": self.wake_failures,
+            "last_wake_error": self.last_wake_error,
         }
+
+
+def _summary(seconds: list[float]) -> dict[str, float | None]:
+    return {
+        "last": round(seconds[-1], 2) if seconds else None,
+        "median": round(statistics.median(seconds), 2) if seconds else None,
+        "max": round(max(seconds), 2) if seconds else None,
+    }
 
 
 def _iso(wall: float | None) -> str | None:

@@ -11,6 +11,10 @@ class ModelState(str, Enum):
     READY = "ready"
     UNLOADING = "unloading"
     FAILED = "failed"
+    # Warm standby (docs/standby.md): the engine lives on with its GPU memory given back.
+    SLEEPING = "sleeping"
+    ASLEEP = "asleep"
+    WAKING = "waking"
 
 
 class IllegalTransition(RuntimeError):
@@ -22,7 +26,14 @@ _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
     ModelState.STOPPED: frozenset({ModelState.LOADING, ModelState.FAILED}),
     # LOADING -> FAILED: too little free memory, the engine raised, or the load was abandoned.
     ModelState.LOADING: frozenset({ModelState.READY, ModelState.FAILED}),
-    ModelState.READY: frozenset({ModelState.UNLOADING}),
+    # READY -> SLEEPING: evicted to make room, with standby on (else it unloads).
+    ModelState.READY: frozenset({ModelState.UNLOADING, ModelState.SLEEPING}),
+    # SLEEPING -> UNLOADING: the sleep failed; an engine in an unknown state is shut down.
+    ModelState.SLEEPING: frozenset({ModelState.ASLEEP, ModelState.UNLOADING}),
+    # ASLEEP -> UNLOADING: idle, the RAM budget, a reload or the host's shutdown.
+    ModelState.ASLEEP: frozenset({ModelState.WAKING, ModelState.UNLOADING}),
+    # WAKING -> UNLOADING: the wake failed or its probe disagreed: shut down, then cold-load.
+    ModelState.WAKING: frozenset({ModelState.READY, ModelState.UNLOADING}),
     # A backend that raises while stopping is treated as stopped (operations.stop).
     ModelState.UNLOADING: frozenset({ModelState.STOPPED}),
     # FAILED -> LOADING: the retry after retry_backoff_seconds; FAILED -> FAILED: the
@@ -39,5 +50,18 @@ def check_transition(old: ModelState, new: ModelState) -> ModelState:
 
 
 def is_resident(state: ModelState) -> bool:
-    """Whether the model holds (or is taking, or giving back) GPU memory."""
-    return state in (ModelState.LOADING, ModelState.READY, ModelState.UNLOADING)
+    """Whether the model holds (or is taking, or giving back) GPU memory. An asleep model
+    is not: what it still holds shows in the free-memory reading taken after its sleep."""
+    return state in (
+        ModelState.LOADING,
+        ModelState.READY,
+        ModelState.UNLOADING,
+        ModelState.SLEEPING,
+        ModelState.WAKING,
+    )
+
+
+def has_engine(state: ModelState) -> bool:
+    """Whether an engine exists for the model (resident or asleep): the host's shutdown
+    is done when none has."""
+    return is_resident(state) or state is ModelState.ASLEEP

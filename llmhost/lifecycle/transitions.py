@@ -15,17 +15,20 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from llmhost.backends.base import BackendFactory
+from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GIB, GpuMemory, GpuMonitor
 from llmhost.lifecycle import operations
-from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaimed
+from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaimed, Slept, WakeFailed, Woke
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
 
 log = logging.getLogger("llmhost.lifecycle")
+
+# Failed sleeps or wakes after which a route's standby is off until the host restarts.
+STANDBY_FAILURE_LIMIT = 2
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -146,6 +149,14 @@ class Transitions:
         if outcome.measured_bytes is not None:
             slot.measured_bytes = outcome.measured_bytes
         slot.backend = outcome.backend
+        slot.probe = outcome.probe
+        slot.standby_problem = outcome.standby_problem
+        if outcome.standby_problem is not None:
+            log.warning(
+                "%s will not sleep (standby): %s; it swaps by shutdown",
+                slot.route.primary_id,
+                outcome.standby_problem,
+            )
         slot.to(ModelState.READY)
         slot.ready_at = slot.last_used = self._clock()
         slot.loads += 1
@@ -161,6 +172,9 @@ class Transitions:
         route = slot.route
         reason = slot.evicting or "requested"
         backend = slot.backend
+        # An asleep engine gave most of its memory back already; any other all of it.
+        asleep = slot.state is ModelState.ASLEEP
+        expected = slot.asleep_gpu_bytes if asleep else slot.measured_bytes
         slot.to(ModelState.UNLOADING)
         if slot.active:
             drain = self._host().drain_timeout_seconds
@@ -186,6 +200,9 @@ class Transitions:
             slot.evicting = None
             slot.drain_started = None
             slot.drain_bounded = True
+            slot.to_standby = False
+            slot.probe = None  # standby_problem stays: /stats says why the last engine could not sleep
+            slot.asleep_ram_bytes = slot.asleep_gpu_bytes = None
             slot.evictions += 1
             slot.to(ModelState.STOPPED)
             if failure is not None:
@@ -193,7 +210,7 @@ class Transitions:
             work = operations.memory_back(
                 monitor=self._gpu,
                 before=before,
-                expected_bytes=slot.measured_bytes,
+                expected_bytes=expected,
                 settle_seconds=self._host().vram_settle_seconds,
                 clock=self._clock,
             )
@@ -207,6 +224,90 @@ class Transitions:
             log.info("unloaded %s (%s) in %.1f s%s", route.primary_id, reason, took, freed)
 
         self.begin(slot, operations.unload(backend, route), stopped)
+
+    def sleep(self, slot: Slot, ram_bytes: int) -> None:
+        """Put a drained model to sleep instead of unloading it (standby on, RAM allowing)."""
+        backend = slot.backend
+        assert isinstance(backend, Sleeper)
+        reason = slot.evicting or "requested"
+        level = slot.route.sleep_level
+        slot.to(ModelState.SLEEPING)
+        log.info("putting %s to sleep (%s, level %d)", slot.route.primary_id, reason, level)
+
+        def slept(outcome: Slept | Failed) -> None:
+            if isinstance(outcome, Failed):
+                self._standby_failed(slot, outcome.reason)
+                slot.evicting = f"{reason}; its sleep failed"
+                self.unload(slot)  # an engine in an unknown state is shut down
+                return
+            slot.to(ModelState.ASLEEP)
+            slot.evicting = slot.drain_started = None
+            slot.drain_bounded = True
+            slot.to_standby = False
+            slot.sleeps += 1
+            slot.asleep_ram_bytes = outcome.ram_bytes if outcome.ram_bytes is not None else ram_bytes
+            freed = outcome.freed_bytes
+            if slot.measured_bytes is not None and freed is not None:
+                slot.asleep_gpu_bytes = max(0, slot.measured_bytes - freed)
+            log.info(
+                "asleep: %s in %.1f s (level %d%s, %.2f GiB of host RAM held)",
+                slot.route.primary_id,
+                outcome.elapsed,
+                level,
+                f", {freed / GIB:.2f} GiB GPU memory back" if freed is not None else "",
+                slot.asleep_ram_bytes / GIB,
+            )
+
+        work = operations.sleep(
+            backend,
+            level,
+            monitor=self._gpu,
+            expected_bytes=slot.measured_bytes,
+            settle_seconds=self._host().vram_settle_seconds,
+            clock=self._clock,
+        )
+        self.begin(slot, work, slept)
+
+    def wake(self, slot: Slot) -> None:
+        """Wake an asleep model for its waiting requests; none is served before its probe
+        matched. A failed wake shuts the engine down and the model cold-loads."""
+        backend, probe = slot.backend, slot.probe
+        assert isinstance(backend, Sleeper) and probe is not None
+        slot.to(ModelState.WAKING)
+        slot.load_started = self._clock()
+        level = slot.route.sleep_level
+        log.info("waking %s (level %d)", slot.route.primary_id, level)
+
+        def woke(outcome: Woke | WakeFailed) -> None:
+            if isinstance(outcome, WakeFailed):
+                slot.wake_failures += 1
+                slot.last_wake_error = outcome.reason
+                self._standby_failed(slot, outcome.reason)
+                slot.evicting = "its wake failed; a cold load follows"
+                self.unload(slot)  # its waiting requests stay queued: the next pass loads it
+                return
+            slot.to(ModelState.READY)
+            slot.ready_at = slot.last_used = self._clock()
+            slot.wakes += 1
+            slot.wake_seconds.append(outcome.elapsed)
+            slot.asleep_ram_bytes = slot.asleep_gpu_bytes = None
+            slot.swap_pending = False
+            log.info("ready: %s in %.2f s (woken, probe matched)", slot.route.primary_id, outcome.elapsed)
+
+        self.begin(slot, operations.wake(backend, level, probe, clock=self._clock), woke)
+
+    def _standby_failed(self, slot: Slot, reason: str) -> None:
+        slot.standby_failures += 1
+        log.error("standby of %s failed: %s", slot.route.primary_id, reason)
+        if slot.standby_failures >= STANDBY_FAILURE_LIMIT:
+            slot.standby_disabled = (
+                f"{slot.standby_failures} failed sleeps or wakes since the host started; last: {reason}"
+            )
+            log.error(
+                "standby disabled for %s until the host restarts (%d failures); it swaps by shutdown",
+                slot.route.primary_id,
+                slot.standby_failures,
+            )
 
     def fail(self, slot: Slot, reason: str) -> None:
         slot.to(ModelState.FAILED)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from llmhost.lifecycle.state import IllegalTransition, ModelState, check_transition, is_resident
+from llmhost.lifecycle.state import IllegalTransition, ModelState, check_transition, has_engine, is_resident
 
 S = ModelState
 
@@ -20,6 +20,14 @@ ALLOWED = {
     (S.UNLOADING, S.STOPPED),  # the engine is shut down
     (S.FAILED, S.LOADING),  # the retry after the backoff
     (S.FAILED, S.FAILED),  # the pre-flight check refused the retry
+    # Warm standby (docs/standby.md)
+    (S.READY, S.SLEEPING),  # evicted to make room, standby on, RAM allowing
+    (S.SLEEPING, S.ASLEEP),  # the GPU memory is given back
+    (S.SLEEPING, S.UNLOADING),  # the sleep failed: shut the engine down
+    (S.ASLEEP, S.WAKING),  # a request wants it
+    (S.ASLEEP, S.UNLOADING),  # idle, RAM budget, reload, shutdown
+    (S.WAKING, S.READY),  # awake and its probe matched
+    (S.WAKING, S.UNLOADING),  # the wake failed or its probe differed: shut down, cold-load
 }
 
 
@@ -45,6 +53,9 @@ def test_every_other_move_is_refused(old: ModelState, new: ModelState) -> None:
         (S.UNLOADING, S.READY),  # an unload is never undone
         (S.FAILED, S.STOPPED),  # a failed model holds nothing to unload
         (S.STOPPED, S.READY),  # ready only through a load
+        (S.ASLEEP, S.READY),  # never served without a wake and its probe
+        (S.SLEEPING, S.READY),  # a sleep is never undone halfway
+        (S.LOADING, S.SLEEPING),  # only a ready (drained) model sleeps
     ],
     ids=lambda s: s.value,
 )
@@ -55,4 +66,16 @@ def test_notable_illegal_moves(old: ModelState, new: ModelState) -> None:
 
 
 def test_resident_states_are_those_that_hold_gpu_memory() -> None:
-    assert {s for s in ModelState if is_resident(s)} == {S.LOADING, S.READY, S.UNLOADING}
+    assert {s for s in ModelState if is_resident(s)} == {
+        S.LOADING,
+        S.READY,
+        S.UNLOADING,
+        S.SLEEPING,
+        S.WAKING,
+    }
+
+
+def test_an_asleep_model_has_an_engine_but_is_not_resident() -> None:
+    # The policy counts its GPU memory as free; the host's shutdown still waits for it.
+    assert not is_resident(S.ASLEEP)
+    assert {s for s in ModelState if has_engine(s)} == {s for s in ModelState if is_resident(s)} | {S.ASLEEP}
