@@ -23,7 +23,7 @@ from llmhost.body_limit import BodyLimit
 from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu import GpuMonitor, open_monitor
-from llmhost.lifecycle.manager import ModelManager, Preflight
+from llmhost.lifecycle.manager import ModelManager, Preflight, StandbyCheck
 from llmhost.preflight import config_problems
 from llmhost.preflight import problem as preflight_problem
 from llmhost.preload import Preloader
@@ -42,6 +42,7 @@ def create_app(
     gpu: GpuMonitor | None = None,
     preflight: Preflight | None = preflight_problem,
     preload: bool = True,
+    standby_check: StandbyCheck | None = None,
 ) -> FastAPI:
     """The app for one validated catalog (models.toml with the environment applied)."""
 
@@ -49,7 +50,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.export_hub_token()
         monitor = gpu if gpu is not None else open_monitor()
-        manager = ModelManager(catalog, backend_factory, monitor, preflight=preflight)
+        manager = ModelManager(
+            catalog, backend_factory, monitor, preflight=preflight, standby_check=standby_check
+        )
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
         app.state.host = HostState(
             settings=settings,

@@ -23,7 +23,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-_STATES = ("stopped", "loading", "ready", "unloading", "failed")
+_STATES = ("stopped", "loading", "ready", "unloading", "failed", "sleeping", "asleep", "waking")
+_STANDBY = ("off", "on", "unavailable", "disabled")
 _LABELS = ["route", "model"]
 
 
@@ -69,6 +70,18 @@ class _Host:
         leases = gauge("llmhost_model_requests_in_flight", "Requests holding the model")
         waiting = gauge("llmhost_model_requests_waiting", "Requests waiting for the model")
         memory = gauge("llmhost_model_memory_bytes", "GPU memory measured at the last load")
+        standby = gauge(
+            "llmhost_model_standby", "1 for the route's standby setting as it stands", ("standby",)
+        )
+        sleeps = counter("llmhost_model_sleeps", "Times the model was put to sleep instead of unloaded")
+        wakes = counter("llmhost_model_wakes", "Wakes whose probe matched (the model served again)")
+        wake_failures = counter(
+            "llmhost_model_wake_failures", "Wakes that failed or whose probe differed (then a cold load)"
+        )
+        wake_time = HistogramMetricFamily(
+            "llmhost_model_wake_seconds", "Duration of successful wakes, probe included", labels=_LABELS
+        )
+        standby_ram = gauge("llmhost_model_standby_ram_bytes", "Host RAM held by the model while asleep")
         for m in self._models:
             key = [m["route"], m["model"]]
             for name in _STATES:
@@ -87,8 +100,17 @@ class _Host:
             waiting.add_metric(key, m["waiting"])
             if m["memory_bytes"] is not None:
                 memory.add_metric(key, m["memory_bytes"])
+            for name in _STANDBY:
+                standby.add_metric([*key, name], 1 if m["standby"] == name else 0)
+            sleeps.add_metric(key, m["sleeps"])
+            wakes.add_metric(key, m["wakes"])
+            wake_failures.add_metric(key, m["wake_failures"])
+            histogram = m["wake_histogram"]
+            buckets = [(floatToGoString(le), count) for le, count in histogram["buckets"]]
+            wake_time.add_metric(key, [*buckets, ("+Inf", histogram["count"])], histogram["sum"])
+            standby_ram.add_metric(key, m["standby_ram_bytes"] or 0)
         yield from (state, loads, swaps, evictions, failures, refused, cold, cold_last)
-        yield from (leases, waiting, memory)
+        yield from (leases, waiting, memory, standby, sleeps, wakes, wake_failures, wake_time, standby_ram)
         if self._gpu["available"]:
             yield GaugeMetricFamily(
                 "llmhost_gpu_memory_free_bytes", "Free GPU memory (NVML)", value=self._gpu["free_bytes"]

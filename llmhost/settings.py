@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmhost.config import Catalog
+from llmhost.gpu import GIB
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -117,6 +118,8 @@ class Settings(BaseSettings):
         effective = self.apply_to(raw).host
         for key in type(effective).model_fields:
             text = _show(getattr(effective, key))
+            if key == "standby_ram_gib" and effective.standby_ram_gib is None:
+                text = f"auto: {effective.standby_ram_bytes / GIB:.1f} GiB (40% of RAM)"
             field = overrides.get(key)
             if field is not None and getattr(self, field) is not None:
                 where = f"{self.origin(field)} ({field.upper()})"

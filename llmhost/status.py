@@ -41,15 +41,53 @@ def _ago(iso: str | None) -> str:
 
 
 def _state(model: dict[str, Any]) -> str:
-    if model["state"] == "loading" and model.get("loading_seconds") is not None:
-        return f"loading {model['loading_seconds']:.0f}s"
+    if model["state"] in ("loading", "waking") and model.get("loading_seconds") is not None:
+        return f"{model['state']} {model['loading_seconds']:.0f}s"
     return str(model["state"])
 
 
-HEADER = ("ROUTE", "MODEL", "STATE", "MEMORY", "LAST HIT", "LOADS", "COLD START", "IN FLIGHT", "WAITING")
-# Room for the widest usual value of each column ("loading 999s", "99.9 GiB", "119s ago"),
-# so that a table refreshed under `watch` keeps its columns in place as states change.
-MIN_WIDTHS = (0, 0, len("loading 999s"), len("99.9 GiB"), len("119s ago"), 5, len("999.9s"), 0, 0)
+def _standby(model: dict[str, Any]) -> str:
+    """The STANDBY cell: the setting, what an asleep model holds, and its wakes."""
+    standby = model.get("standby", "off")
+    if standby != "on":
+        return str(standby)
+    ram = model.get("standby_ram_bytes")
+    cell = f"L{model['sleep_level']}"
+    if ram is not None:
+        cell += f" {ram / GIB:.1f}G RAM"
+    last = model["wake_seconds"]["last"]
+    if last is not None:
+        cell += f" wake {last:.1f}s"
+    return cell
+
+
+HEADER = (
+    "ROUTE",
+    "MODEL",
+    "STATE",
+    "MEMORY",
+    "LAST HIT",
+    "LOADS",
+    "COLD START",
+    "STANDBY",
+    "IN FLIGHT",
+    "WAITING",
+)
+# Room for the widest usual value of each column ("loading 999s", "99.9 GiB", "119s ago",
+# "unavailable"), so that a table refreshed under `watch` keeps its columns in place as
+# states change.
+MIN_WIDTHS = (
+    0,
+    0,
+    len("loading 999s"),
+    len("99.9 GiB"),
+    len("119s ago"),
+    5,
+    len("999.9s"),
+    len("unavailable"),
+    0,
+    0,
+)
 
 
 def render(stats: dict[str, Any]) -> str:
@@ -66,6 +104,7 @@ def render(stats: dict[str, Any]) -> str:
                 _ago(m["last_hit"]),
                 str(m["loads"]),
                 f"{cold:.1f}s" if cold is not None else "-",
+                _standby(m),
                 str(m["in_flight"]),
                 str(m["waiting"]),
             )
@@ -76,6 +115,11 @@ def render(stats: dict[str, Any]) -> str:
     for m in stats["models"]:
         if m.get("last_error"):
             lines.append(f"  {m['route']}: last error: {m['last_error']}")
+        if m.get("standby_reason"):
+            lines.append(f"  {m['route']}: standby {m['standby']}: {m['standby_reason']}")
+        if m.get("last_wake_error"):
+            failures = m["wake_failures"]
+            lines.append(f"  {m['route']}: {failures} failed wake(s), last: {m['last_wake_error']}")
     gpu = stats["gpu"]
     if gpu["available"]:
         free, total = gpu["free_bytes"] / GIB, gpu["total_bytes"] / GIB

@@ -27,9 +27,15 @@ def make_app(
     settings = Settings(_env_file=None, vllm_api_key=api_key)
     if factory is None:
         return create_app(settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"))
-    # Fake backends stand for models that exist nowhere: no pre-flight look for them.
+    # Fake backends stand for models that exist nowhere: no pre-flight look for them;
+    # and they sleep anywhere (tests.fakes), so standby is available to them.
     return create_app(
-        settings, catalog, gpu=gpu or NullMonitor("no GPU in tests"), backend_factory=factory, preflight=None
+        settings,
+        catalog,
+        gpu=gpu or NullMonitor("no GPU in tests"),
+        backend_factory=factory,
+        preflight=None,
+        standby_check=lambda: None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,43 @@ def test_check_prints_each_setting_with_where_it_came_from(
     from llmhost.config import HostConfig
 
     assert all(f"[host] {key} " in settings for key in HostConfig.model_fields)
+
+
+def test_check_says_whether_standby_is_available_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(
+        "[host]\nstandby_ram_gib = 12\n"
+        "[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\nstandby = 'sleep'\n"
+        "[routes.chat]\nkind = 'llm'\nmodel = 'org/chat'\nstandby = 'sleep'\nsleep_level = 2\n"
+        "[routes.agent]\nkind = 'llm'\nmodel = 'org/agent'\n"
+    )
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    # This machine runs vLLM's CPU build: vLLM itself says it has no sleep mode here.
+    line = next(x for x in out.splitlines() if x.startswith("Standby"))
+    assert "coder (level 1), chat (level 2): unavailable" in line and "cpu platform" in line
+    assert "swap by shutdown" in line and "agent" not in line
+    assert re.search(r"\[host\] standby_ram_gib\s+12\s+\S*models.toml", out)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("kind = 'diffusion'\nmodel = 'org/sd'\nstandby = 'sleep'", 'standby = "sleep" is for llm routes'),
+        ("kind = 'llm'\nmodel = 'org/x'\nsleep_level = 3", "sleep_level"),
+        ("kind = 'llm'\nmodel = 'org/x'\nstandby = 'yes'", "standby"),
+        (
+            "kind = 'llm'\nmodel = 'org/x'\n[routes.r.engine]\nenable_sleep_mode = true",
+            'standby = "sleep" turns it on',
+        ),
+    ],
+)
+def test_check_refuses_bad_standby_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(f"[routes.r]\n{table}\n")
+    assert main(["check", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err

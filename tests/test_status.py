@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmhost.cli import main
+from llmhost.gpu import GIB
 from tests import catalogs
 from tests.apphelp import ServerThread, make_app
 from tests.fakes import Recorder
@@ -85,3 +86,46 @@ def test_columns_stay_in_place_while_states_change() -> None:
     assert busy[2][starts[HEADER.index("WAITING")] :] == "2"
     slow = table(_model("chat", "loading", loading_seconds=1234.0))  # wider than usual: still aligned
     assert slow[1][slow[0].index("MEMORY") - 2 : slow[0].index("MEMORY")] == "  "
+
+
+async def test_status_and_metrics_show_an_asleep_model() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llmhost.lifecycle.manager import ModelManager
+    from llmhost.metrics import render_metrics
+    from llmhost.status import render
+    from tests.fakes import FakeGpu, catalog
+
+    rec = Recorder(gpu=FakeGpu())
+    standby = catalog(routes=("coder", "chat"), every_route={"standby": "sleep"})
+    manager = ModelManager(standby, rec.factory, rec.gpu, standby_check=lambda: None)
+    manager.start()
+    for route in ("coder", "chat", "coder", "chat"):
+        async with manager.lease(route):
+            pass
+    models = manager.snapshot()
+    await manager.close()
+    stats = {m["route"]: m for m in models}
+    coder = stats["coder"]
+    assert coder["state"] == "asleep" and coder["standby"] == "on" and coder["sleep_level"] == 1
+    assert coder["standby_ram_bytes"] == 2 * GIB and coder["sleeps"] == 2 and coder["wakes"] == 1
+    assert coder["wake_seconds"]["last"] is not None and coder["wake_failures"] == 0
+
+    gpu = {"available": False, "reason": "test"}
+    table = render({"models": models, "gpu": gpu, "policy": "exclusive", "uptime_seconds": 5})
+    row = next(line for line in table.splitlines() if line.startswith("coder "))
+    assert "asleep" in row and "L1 2.0G RAM wake" in row
+
+    body, _ = render_metrics(models, gpu)
+    samples = {
+        (s.name, s.labels.get("route"), s.labels.get("state") or s.labels.get("standby")): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("llmhost_model_state", "coder", "asleep")] == 1
+    assert samples[("llmhost_model_standby", "coder", "on")] == 1
+    assert samples[("llmhost_model_sleeps_total", "coder", None)] == 2
+    assert samples[("llmhost_model_wakes_total", "chat", None)] == 1
+    assert samples[("llmhost_model_wake_seconds_count", "coder", None)] == 1
+    assert samples[("llmhost_model_standby_ram_bytes", "coder", None)] == 2 * GIB
+    assert samples[("llmhost_model_wake_failures_total", "coder", None)] == 0

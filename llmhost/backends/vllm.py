@@ -185,6 +185,7 @@ class VllmBackend:
 
     async def stop(self) -> None:
         await self._abandon_start()
+        self._creating = None  # it holds the engine: let it go with the rest
         engine, self.engine = self.engine, None
         self.chat = self.completion = self.models = None
         self.metric_collectors = []

@@ -37,8 +37,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
     )
     _print_settings(settings.effective(raw, args.config))
+    _print_standby(catalog)
     _print_fit(args, settings, catalog)
     return 0
+
+
+def _print_standby(catalog: Catalog) -> None:
+    """Which routes ask for warm standby, and whether this machine's vLLM can do it."""
+    wanting = [r for r in catalog.routes.values() if r.standby == "sleep"]
+    if not wanting:
+        return
+    names = ", ".join(f"{r.name} (level {r.sleep_level})" for r in wanting)
+    try:
+        from llmhost.backends.vllm import sleep_mode_problem
+
+        problem = sleep_mode_problem()  # imports vLLM's platform detection: a few seconds
+    except ImportError as exc:
+        problem = f"vLLM is not installed here ({exc.name})"
+    if problem is None:
+        print(f"\nStandby (docs/standby.md): {names}: available on this machine's vLLM.")
+    else:
+        print(f"\nStandby (docs/standby.md): {names}: unavailable: {problem}; they swap by shutdown.")
 
 
 def _print_settings(rows: list[tuple[str, str, str]]) -> None:

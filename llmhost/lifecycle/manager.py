@@ -47,7 +47,7 @@ from llmhost.lifecycle.transitions import Clock
 
 log = logging.getLogger("llmhost.lifecycle")
 
-__all__ = ["Estimator", "ModelManager", "Preflight"]
+__all__ = ["Estimator", "ModelManager", "Preflight", "StandbyCheck"]
 
 # A route's estimated GPU need in bytes (llmhost.estimate), None when unknown. Called in a
 # worker thread: it may read config files from the model cache.

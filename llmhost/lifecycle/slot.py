@@ -17,6 +17,8 @@ from llmhost.lifecycle.state import ModelState, check_transition
 REFUSAL_REASONS = ("overloaded", "shutting_down", "load_failed", "start_timeout", "does_not_fit")
 # Cold-start histogram buckets in seconds: a tiny model on CPU to a large one from a slow disk.
 COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+# Wake histogram buckets in seconds: vLLM's published wakes are 0.3-3 s; 60 s is the bound.
+WAKE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 @dataclass(eq=False)
@@ -148,11 +150,7 @@ class Slot:
             "swaps": self.swaps,
             "evictions": self.evictions,
             "cold_start_seconds": _summary(starts),
-            "cold_start_histogram": {
-                "buckets": [[le, sum(1 for s in starts if s <= le)] for le in COLD_START_BUCKETS],
-                "count": len(starts),
-                "sum": sum(starts),
-            },
+            "cold_start_histogram": _histogram(starts, COLD_START_BUCKETS),
             "failed_loads": self.failed_loads,
             "refused": {r: self.refused.get(r, 0) for r in (*REFUSAL_REASONS, *self.refused)},
             "in_flight": len(self.active),
@@ -168,9 +166,18 @@ class Slot:
             "sleeps": self.sleeps,
             "wakes": self.wakes,
             "wake_seconds": _summary(wakes),
+            "wake_histogram": _histogram(wakes, WAKE_BUCKETS),
             "wake_failures": self.wake_failures,
             "last_wake_error": self.last_wake_error,
         }
+
+
+def _histogram(seconds: list[float], buckets: tuple[float, ...]) -> dict[str, Any]:
+    return {
+        "buckets": [[le, sum(1 for s in seconds if s <= le)] for le in buckets],
+        "count": len(seconds),
+        "sum": sum(seconds),
+    }
 
 
 def _summary(seconds: list[float]) -> dict[str, float | None]:

@@ -5,6 +5,7 @@ the fallbacks) deterministically. The real engine's side is in tests/backends/te
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ async def _manager(
     standby = {"standby": "sleep", "sleep_level": level}
     manager = ModelManager(
         catalog(str(host.pop("policy", "exclusive")), routes, every_route=standby, **host),
-        rec.factory,  # type: ignore[arg-type]
+        rec.factory,
         rec.gpu,
         standby_check=lambda: unavailable,
     )
@@ -41,7 +42,7 @@ async def _use(manager: ModelManager, route: str, seconds: float = 0.01) -> None
         await asyncio.sleep(seconds)
 
 
-def _stats(manager: ModelManager) -> dict[str, dict[str, object]]:
+def _stats(manager: ModelManager) -> dict[str, dict[str, Any]]:
     return {s["route"]: s for s in manager.snapshot()}
 
 
