@@ -96,9 +96,10 @@ async def test_status_and_metrics_show_an_asleep_model() -> None:
     from llmhost.status import render
     from tests.fakes import FakeGpu, catalog
 
-    rec = Recorder(gpu=FakeGpu())
+    gpu_memory = FakeGpu()
+    rec = Recorder(gpu=gpu_memory)
     standby = catalog(routes=("coder", "chat"), every_route={"standby": "sleep"})
-    manager = ModelManager(standby, rec.factory, rec.gpu, standby_check=lambda: None)
+    manager = ModelManager(standby, rec.factory, gpu_memory, standby_check=lambda: None)
     manager.start()
     for route in ("coder", "chat", "coder", "chat"):
         async with manager.lease(route):
