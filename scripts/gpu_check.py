@@ -9,6 +9,13 @@ seconds for one 512x512 image), and the free GPU memory after the unload. Exits 
 a route fails. `--tiny` runs the same on the demo's tiny models (no download, any
 machine: on a CPU the memory columns say NVML is absent). See docs/gpu.md.
 
+    .venv/bin/python scripts/gpu_check.py --standby [models.toml] [--only coder] [--json out.json]
+
+measures warm standby (docs/standby.md) per llm route: cold start, then for sleep levels
+1 and 2 the sleep, the GPU memory it frees (NVML), the host RAM it holds, the wake and
+whether the probe after the wake matches the one after the cold start. Where vLLM has
+no sleep mode (`--tiny` on a CPU) it reports standby as unavailable, with vLLM's reason.
+
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/gpu_check.py --vision-cycles [--size 128] [--cycles 3]
 
 swaps two tiny SD3 pipelines three times and prints NVML's free memory at each step as
@@ -87,6 +94,31 @@ async def vision_cycles(size: int, cycles: int, monitor: GpuMonitor) -> dict[str
     return {"gpu": gpu, "size": size, "steps": steps}
 
 
+def check_standby(args: argparse.Namespace) -> int:
+    from llmhost import standby_check
+    from llmhost.cli import load
+    from llmhost.demo import write_demo_config
+    from llmhost.route_check import check_catalog
+
+    config = write_demo_config() if args.tiny else args.standby
+    try:
+        settings, catalog = load(config)
+        catalog = check_catalog(catalog, args.only.split(",") if args.only else None)
+    except (ConfigError, ValueError) as exc:
+        print(f"gpu_check: {exc}", file=sys.stderr)
+        return 2
+    settings.export_cache_dir()
+    monitor = open_monitor()
+    try:
+        results = asyncio.run(standby_check.check_standby(catalog, monitor))
+        print(standby_check.render(results, monitor), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(standby_check.to_json(results, monitor), indent=2) + "\n")
+    finally:
+        monitor.close()
+    return 0 if all(r.ok for r in results) else 1
+
+
 def check_routes(args: argparse.Namespace) -> int:
     from llmhost.cli import load
     from llmhost.demo import write_demo_config
@@ -125,15 +157,26 @@ def main() -> int:
         metavar="MODELS_TOML",
         help="check every route of this file (default: LLMHOST_CONFIG or ./models.toml)",
     )
-    parser.add_argument("--tiny", action="store_true", help="with --routes: the demo's tiny models")
-    parser.add_argument("--only", help="with --routes: comma-separated route names")
+    parser.add_argument(
+        "--standby",
+        nargs="?",
+        const=None,
+        default=argparse.SUPPRESS,
+        type=Path,
+        metavar="MODELS_TOML",
+        help="measure warm standby (sleep and wake) per llm route of this file",
+    )
+    parser.add_argument("--tiny", action="store_true", help="with --routes/--standby: the demo's tiny models")
+    parser.add_argument("--only", help="with --routes/--standby: comma-separated route names")
     parser.add_argument("--image-size", type=int, default=512, help="with --routes: image edge in pixels")
-    parser.add_argument("--json", help="with --routes: also write the results to this JSON file")
+    parser.add_argument("--json", help="with --routes/--standby: also write the results to this JSON file")
     parser.add_argument("--vision-cycles", action="store_true", help="the diffusion VRAM swap check")
     parser.add_argument("--size", type=int, default=128)  # the tiny SD3 stops at 192
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "standby" in args:
+        return check_standby(args)
     if "routes" in args or args.tiny:
         if "routes" not in args:
             args.routes = None

@@ -71,3 +71,31 @@ def test_unknown_route_is_a_clear_error(tiny_models: Any) -> None:
     )
     assert done.returncode == 2
     assert "no such route(s): nosuch" in done.stderr
+
+
+def test_standby_check_reports_cold_start_probe_and_availability(tiny_models: Any, tmp_path: Path) -> None:
+    out = tmp_path / "standby.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--standby", "--tiny", "--only", "chat,vision", "--json", str(out)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    (chat,) = report["routes"]  # the image route has no standby: not measured
+    assert chat["route"] == "chat" and chat["ok"] is True
+    assert chat["cold_start_seconds"] > 0 and chat["probe"]
+    lines = done.stdout.splitlines()
+    row = next(
+        line
+        for line in lines[max(i for i, x in enumerate(lines) if x.startswith("GPU:")) :]
+        if line.startswith("chat ")
+    )
+    if chat["standby"].startswith("unavailable"):  # vLLM's CPU build: no sleep mode
+        assert "cpu" in chat["standby"] and chat["levels"] == []
+        assert "standby unavailable" in row
+    else:  # an NVIDIA host with vLLM's CUDA build: both levels, each wake verified
+        assert [level["level"] for level in chat["levels"]] == [1, 2]
+        assert all(level["probe_matches"] for level in chat["levels"])
