@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, loadgen, machine, memory, serving, startup, vision
+from bench import coldstart, loadgen, machine, memory, serving, standby, startup, vision
 from bench.common import REPO, Samples, log
 from bench.report import Metric, Target, write
 from bench.routes import Subjects, config_subjects, tiny_subjects
 from bench.servers import Server, start_llmhost, start_vllm
 
 MIB = 1024 * 1024
-SECTIONS = ("startup", "serving", "coldstart", "swap", "vision", "memory")
+SECTIONS = ("startup", "serving", "coldstart", "swap", "vision", "memory", "standby")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,6 +196,33 @@ class Runner:
 
     # ---- results ----------------------------------------------------------------------------
 
+    # ---- 6. warm standby (GPU only) -------------------------------------------------------
+
+    def standby(self) -> None:
+        self.data["standby"] = standby.run(self.subjects, self.args.rounds)
+
+    def _standby_metrics(self) -> list[Metric]:
+        rounds = self.data.get("standby", [])
+        if not rounds:
+            return []
+        cold = Samples([r["cold_start_seconds"] for r in rounds])
+        out = []
+        for level in (1, 2):
+            wakes = Samples([x["wake_seconds"] for r in rounds for x in r["levels"] if x["level"] == level])
+            out.append(
+                Metric(
+                    "6",
+                    f"standby: level-{level} wake + probe vs cold start (route A)",
+                    "s",
+                    wakes,
+                    cold,
+                    "cold start",
+                    Target("ratio_max", 0.25),
+                    note="same engine, same round; the probe after every wake matched",
+                )
+            )
+        return out
+
     def metrics(self) -> list[Metric]:
         out: list[Metric] = []
         d = self.data
@@ -310,6 +337,7 @@ class Runner:
                     target=Target("max", 5.0),
                 )
             )
+        out += self._standby_metrics()
         return out
 
 
@@ -364,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
             runner.skipped[name] = "vLLM is not installed in this environment"
             continue
         runner.phase(name, work)
+    if "standby" in args.only:
+        why_not = standby.unavailable() if has_vllm else "vLLM is not installed in this environment"
+        if why_not is None:
+            runner.phase("standby", runner.standby)
+        else:
+            runner.skipped["standby"] = why_not
     if "vision" in args.only:
         if has_diffusers:
             runner.phase("vision", runner.vision)
