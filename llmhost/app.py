@@ -50,10 +50,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.export_hub_token()
         monitor = gpu if gpu is not None else open_monitor()
-        manager = ModelManager(
-            catalog, backend_factory, monitor, preflight=preflight, standby_check=standby_check
-        )
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
+        check = standby_check if standby_check is not None else _sleep_mode_check(preloader)
+        manager = ModelManager(catalog, backend_factory, monitor, preflight=preflight, standby_check=check)
         app.state.host = HostState(
             settings=settings,
             catalog=catalog,
@@ -111,3 +110,16 @@ async def _openapi(request: Request) -> dict[str, Any]:
     request.app.state.host.keys.require(request)
     schema: dict[str, Any] = request.app.openapi()
     return schema
+
+
+def _sleep_mode_check(preloader: Preloader) -> StandbyCheck:
+    """vLLM's answer on sleep mode (llmhost.backends.vllm), asked once the preload's imports
+    are done (it imports vLLM's platform detection)."""
+
+    def check() -> str | None:
+        from llmhost.backends.vllm import sleep_mode_problem
+
+        preloader.wait_all(timeout=300)
+        return sleep_mode_problem()
+
+    return check

@@ -65,6 +65,14 @@ class Preloader:
         self.seconds = time.monotonic() - started
         log.info("engine libraries imported in %.1f s (%s)", self.seconds, ", ".join(self.names))
 
+    def wait_all(self, timeout: float) -> None:
+        """Block (in a worker thread) until every preload import is done, at most `timeout`
+        seconds: another thread importing vLLM meanwhile could deadlock on import locks."""
+        deadline = time.monotonic() + timeout
+        for event in self._done.values():
+            if not event.wait(max(0.0, deadline - time.monotonic())):
+                return
+
     def ready(self, name: str) -> bool:
         """Whether `name` needs no waiting: imported, and not still being imported."""
         event = self._done.get(name)

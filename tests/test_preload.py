@@ -58,3 +58,14 @@ def test_only_the_kinds_in_use_are_preloaded() -> None:
     assert Preloader(["diffusion"]).names == ("diffusers",)
     assert "vllm.v1.engine.async_llm" in Preloader(["llm", "llm"]).names
     assert Preloader([]).names == ()
+
+
+def test_wait_all_returns_once_the_imports_are_done(slow_module: str) -> None:
+    # The standby check waits so: two threads importing vLLM at once could deadlock.
+    preloader = Preloader(["slow"])
+    preloader.wait_all(timeout=0.2)  # not started yet: gives up at the timeout
+    assert slow_module not in sys.modules
+    preloader.start()
+    preloader.wait_all(timeout=10)
+    assert preloader.ready(slow_module)
+    Preloader([]).wait_all(timeout=10)  # nothing to wait for: returns at once
