@@ -19,7 +19,7 @@ from typing import Any
 from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu import GpuMonitor
+from llmhost.gpu import GIB, GpuMonitor
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
 from llmhost.lifecycle.slot import Lease, Slot
 from llmhost.lifecycle.state import ModelState, has_engine
@@ -223,7 +223,7 @@ class Scheduler:
             if asleep:
                 self._transitions.wake(wanted)
             else:
-                self._transitions.load(wanted)
+                self._transitions.load(wanted, reserve_bytes=self._standby_reserve(wanted))
             return
         wanted.swap_pending = True
         oldest = wanted.oldest_wait() or now
@@ -263,6 +263,26 @@ class Scheduler:
             self._transitions.unload(victim)
         else:
             self._transitions.sleep(slot, ram)
+
+    def _standby_reserve(self, loading: Slot) -> int:
+        """GPU memory to leave free beside a standby route's engine: an asleep engine keeps
+        its CUDA context (about engine_margin_gib), so for each other standby route not
+        asleep now (those asleep already show in the free reading) that much stays free,
+        or this engine, sized to fill the card, could not wake later beside them. A route
+        without standby never wakes, so it may take everything."""
+        if self.standby_unavailable is not None or loading.route.standby != "sleep":
+            return 0
+        if loading.standby_disabled is not None:
+            return 0
+        later = [
+            s
+            for s in self.slots.values()
+            if s is not loading
+            and s.route.standby == "sleep"
+            and s.standby_disabled is None
+            and s.state is not ModelState.ASLEEP
+        ]
+        return int(len(later) * self.host.engine_margin_gib * GIB)
 
     def _may_sleep(self, slot: Slot) -> bool:
         backend = slot.backend

@@ -47,8 +47,13 @@ def engine_budget(
     *,
     margin_bytes: int,
     estimate_bytes: int | None = None,
+    reserve_bytes: int = 0,
 ) -> EngineBudget:
-    """The memory budget for loading `route` now, given NVML's reading taken just before."""
+    """The memory budget for loading `route` now, given NVML's reading taken just before.
+
+    `reserve_bytes` stays free under "auto" sizing: room for what engines that will sleep
+    later keep on the GPU while asleep (docs/standby.md), so this engine can still wake
+    beside them."""
     if route.kind != "llm":
         return EngineBudget(None, None, "not a vLLM engine")
     if "gpu_memory_utilization" in route.engine:
@@ -66,8 +71,10 @@ def engine_budget(
         budget = estimate_bytes - margin_bytes
         source = f"estimated need {estimate_bytes / GIB:.1f} GiB (fit)"
     else:
-        budget = usable
+        budget = usable - reserve_bytes
         source = f"auto: {gpu.free_bytes / GIB:.2f} GiB free less {margin_bytes / GIB:g} GiB margin"
+        if reserve_bytes:
+            source += f" and {reserve_bytes / GIB:g} GiB kept for asleep engines"
     if usable <= 0:
         return EngineBudget(
             None,
@@ -79,6 +86,8 @@ def engine_budget(
                 "engine_margin_gib); other programs hold the rest"
             ),
         )
+    if budget <= 0:
+        return EngineBudget(None, None, source, error=f"nothing left for the engine ({source})")
     if budget > usable:
         return EngineBudget(
             None,

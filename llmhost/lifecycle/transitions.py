@@ -66,7 +66,9 @@ class Transitions:
 
         task.add_done_callback(_done)
 
-    def load(self, slot: Slot) -> None:
+    def load(self, slot: Slot, *, reserve_bytes: int = 0) -> None:
+        """Start loading `slot`; `reserve_bytes` stays free for engines that will sleep
+        beside it (llmhost.lifecycle.sizing.engine_budget)."""
         route = slot.route
         slot.to(ModelState.LOADING)
         slot.evicting = None
@@ -75,7 +77,12 @@ class Transitions:
         need = need_of(slot, self._host().policy, before.total_bytes if before else None)
         margin = int(self._host().engine_margin_gib * GIB)
         budget = engine_budget(
-            route, self._host().policy, before, margin_bytes=margin, estimate_bytes=slot.estimated_bytes
+            route,
+            self._host().policy,
+            before,
+            margin_bytes=margin,
+            estimate_bytes=slot.estimated_bytes,
+            reserve_bytes=reserve_bytes,
         )
         refusal = _short_of_memory(need, before) or budget.error
         if refusal is not None:

@@ -184,3 +184,15 @@ async def test_manager_refuses_a_budget_that_cannot_start_without_loading() -> N
             pass
     assert rec.engines == []
     await manager.close()
+
+
+def test_auto_budget_keeps_the_standby_reserve_free() -> None:
+    free = CARD - DESKTOP
+    plain = engine_budget(_route(), "exclusive", _gpu(free), margin_bytes=MARGIN)
+    kept = engine_budget(_route(), "exclusive", _gpu(free), margin_bytes=MARGIN, reserve_bytes=2 * MARGIN)
+    assert plain.bytes is not None and kept.bytes == plain.bytes - 2 * MARGIN
+    assert "kept for asleep engines" in kept.reason
+    crowded = engine_budget(
+        _route(), "exclusive", _gpu(2 * MARGIN), margin_bytes=MARGIN, reserve_bytes=MARGIN
+    )
+    assert crowded.error is not None and "nothing left" in crowded.error

@@ -254,3 +254,23 @@ async def test_standby_off_routes_never_sleep() -> None:
     assert rec.events == ["load a", "stop a", "load b"]
     assert _stats(manager)["a"]["standby"] == "off"
     await manager.close()
+
+
+@pytest.mark.parametrize(
+    ("unavailable", "budget_gib"), [(None, 16 - 0.75 - 0.75), ("no sleep mode", 16 - 0.75)]
+)
+async def test_a_standby_engine_leaves_room_to_wake_beside_the_others(
+    unavailable: str | None, budget_gib: float
+) -> None:
+    # Sized to fill the card, a's engine could not wake later beside b asleep (b keeps its
+    # CUDA context): it leaves engine_margin_gib free for each other standby route.
+    rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB))
+    manager = await _manager(rec, unavailable=unavailable)
+    await _use(manager, "a")
+    assert _stats(manager)["a"]["memory_budget_bytes"] == pytest.approx(budget_gib * GIB, abs=GIB / 1000)
+    await _use(manager, "b")  # a is asleep: what it keeps is already out of the free reading
+    free_then = 16 * GIB - rec.residual if unavailable is None else 16 * GIB
+    assert _stats(manager)["b"]["memory_budget_bytes"] == pytest.approx(
+        free_then - 0.75 * GIB, abs=GIB / 1000
+    )
+    await manager.close()
