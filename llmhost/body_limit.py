@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmhost.errors import PayloadTooLarge, error_response
@@ -32,11 +34,13 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        def tracking_send(message: Message) -> Awaitable[None]:
+            # Called for every chunk of a stream: a plain function handing back the
+            # server's own awaitable, not a coroutine of its own around it.
             nonlocal response_started
-            if message["type"] == "http.response.start":
+            if not response_started and message["type"] == "http.response.start":
                 response_started = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)

@@ -3,6 +3,7 @@ caller may use it."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -72,7 +73,12 @@ def resolve_model(
 
 def is_image_route(route: RouteConfig) -> bool:
     """Whether the backend the registry names for the route's kind draws images."""
-    module_name, _, class_name = REGISTRY[route.kind].partition(":")
+    return _draws_images(REGISTRY[route.kind])
+
+
+@functools.cache  # asked on every request; a protocol check walks the protocol's members
+def _draws_images(backend: str) -> bool:
+    module_name, _, class_name = backend.partition(":")
     backend_class = getattr(importlib.import_module(module_name), class_name)
     return issubclass(backend_class, ImageBackend)
 

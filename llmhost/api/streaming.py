@@ -9,7 +9,7 @@ Nothing else releases a lease.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -48,12 +48,37 @@ class LeaseHold:
 
 
 class LeasedStream(StreamingResponse):
-    """Server-sent events that close `hold` when the stream ends, however it ends."""
+    """Server-sent events that close `hold` when the stream ends, however it ends.
 
-    def __init__(self, content: AsyncIterator[str], hold: LeaseHold) -> None:
+    With `on_error`, a stream whose content breaks off ends with the event `on_error`
+    makes of the exception, instead of a connection cut mid-stream. That check lives here,
+    in the loop that sends the chunks, rather than in a generator wrapped around the
+    content, which would add a layer to every chunk of every stream.
+    """
+
+    def __init__(
+        self, content: AsyncIterator[str], hold: LeaseHold, on_error: Callable[[Exception], str] | None = None
+    ) -> None:
         super().__init__(content, media_type="text/event-stream")
         self._content = content
         self._hold = hold
+        self._on_error = on_error
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        sending = False  # an exception while sending is the client's, not the content's
+        try:
+            async for chunk in self._content:
+                sending = True
+                await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
+                sending = False
+        except Exception as exc:
+            if sending or self._on_error is None:
+                raise
+            await send(
+                {"type": "http.response.body", "body": self._on_error(exc).encode(), "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

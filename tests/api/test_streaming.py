@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from llmhost.api.streaming import LeasedStream, LeaseHold
@@ -73,4 +75,77 @@ async def test_stream_releases_the_lease_after_closing_its_content() -> None:
     assert order == ["content closed, in flight 1"]
     assert _in_flight(manager) == 0
     assert b"".join(m.get("body", b"") for m in sent) == b"data: 1\n\ndata: 2\n\n"
+    await manager.close()
+
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
+
+
+async def _never_disconnects() -> Message:
+    await asyncio.sleep(3600)
+    return {"type": "http.disconnect"}
+
+
+async def _breaking() -> Any:
+    yield "data: 1\n\n"
+    raise RuntimeError("engine gone")
+
+
+async def test_a_broken_stream_ends_with_the_error_event_of_on_error() -> None:
+    manager = await _manager()
+    hold = LeaseHold(manager, "a")
+    await hold.taking
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def on_error(exc: Exception) -> str:
+        return f"data: {{'error': '{exc}'}}\n\n"
+
+    await LeasedStream(_breaking(), hold, on_error=on_error)(SCOPE, _never_disconnects, send)
+    assert [m.get("body") for m in sent[1:]] == [b"data: 1\n\n", b"data: {'error': 'engine gone'}\n\n", b""]
+    assert sent[-1]["more_body"] is False
+    assert _in_flight(manager) == 0
+    await manager.close()
+
+
+async def test_without_on_error_a_broken_stream_raises_and_still_releases() -> None:
+    manager = await _manager()
+    hold = LeaseHold(manager, "a")
+    await hold.taking
+
+    async def send(message: Message) -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match="engine gone"):
+        await LeasedStream(_breaking(), hold)(SCOPE, _never_disconnects, send)
+    assert _in_flight(manager) == 0
+    await manager.close()
+
+
+async def test_a_client_gone_while_sending_is_not_made_an_error_event() -> None:
+    manager = await _manager()
+    hold = LeaseHold(manager, "a")
+    await hold.taking
+    closed: list[bool] = []
+
+    async def events() -> Any:
+        try:
+            while True:
+                yield "data: x\n\n"
+        finally:
+            closed.append(True)
+
+    def on_error(exc: Exception) -> str:
+        raise AssertionError(f"on_error called for the client's {exc!r}")
+
+    async def send(message: Message) -> None:
+        if message.get("body"):
+            raise OSError("connection reset")  # what the server raises once the client is gone
+
+    with pytest.raises(ClientDisconnect):
+        await LeasedStream(events(), hold, on_error=on_error)(SCOPE, _never_disconnects, send)
+    assert closed == [True]  # the engine's request was closed ...
+    assert _in_flight(manager) == 0  # ... and the lease released
     await manager.close()

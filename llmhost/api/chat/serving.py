@@ -21,7 +21,8 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -99,26 +100,41 @@ async def _answer(
         await asyncio.sleep(0)  # a lease that is free now is granted in this step
         if not hold.taking.done():  # it has to wait, for a cold start: show the wait
             return LeasedStream(_with_feedback(request, route, parsed, hold), hold)
-    lease = await until_disconnected(request, hold.taking)
-    if lease is None:
+    # One watcher for the whole wait: the lease, then vLLM's answer or its stream.
+    taken = await until_disconnected(request, _lease_and_call(hold, endpoint, parsed, request))
+    if taken is None:  # client went away; cancelling the work aborted it in the engine
         return Response(status_code=499)
-    try:
-        result = await until_disconnected(request, _call(lease, endpoint, parsed, request))
-    except Exception as exc:
-        raise vllm_client_error(exc) from exc
-    if result is None:  # client went away; cancelling the work aborted it in the engine
-        return Response(status_code=499)
+    lease, result = taken
     if isinstance(result, AsyncIterator):
-        return LeasedStream(_guard(result, lease), hold)
+        return LeasedStream(result, hold, on_error=partial(_stream_broke, lease))
     payload = result.model_dump()
     return JSONResponse(payload, status_code=vllm_error_status(payload) or 200)
 
 
+async def _lease_and_call(
+    hold: LeaseHold, endpoint: Endpoint, parsed: Any, request: Request
+) -> tuple[Lease, ServingResult]:
+    lease = await hold.taking  # a refusal (overloaded, load failed, ...) is answered as it is
+    try:
+        return lease, await _call(lease, endpoint, parsed, request)
+    except Exception as exc:
+        raise vllm_client_error(exc) from exc
+
+
+# Backend classes known to serve completions: the protocol check walks the protocol's
+# members each time, too slow to repeat on every request.
+_LLM_BACKEND_TYPES: dict[type, bool] = {}
+
+
 def _backend(lease: Lease) -> LlmBackend:
     backend = lease.backend
-    if not isinstance(backend, LlmBackend):
+    kind = type(backend)
+    serves = _LLM_BACKEND_TYPES.get(kind)
+    if serves is None:
+        serves = _LLM_BACKEND_TYPES[kind] = isinstance(backend, LlmBackend)
+    if not serves:
         raise HostError(f"{lease.route.primary_id} does not serve completions.")
-    return backend
+    return cast(LlmBackend, backend)
 
 
 async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request) -> ServingResult:
@@ -128,18 +144,12 @@ async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request)
     return await backend.completion.create_completion(parsed, request)
 
 
-async def _guard(stream: AsyncIterator[str], lease: Lease) -> AsyncIterator[str]:
-    """Pass vLLM's SSE chunks through; if the stream breaks, end it with an error event."""
-    try:
-        async for chunk in stream:
-            yield chunk
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        message = lease.revoked or (
-            f"The stream from {lease.route.primary_id} broke off: {type(exc).__name__}: {exc}"
-        )
-        yield sse_error(error_body(message, "server_error", "stream_interrupted"))
+def _stream_broke(lease: Lease, exc: Exception) -> str:
+    """The error event that ends a stream from vLLM that broke off."""
+    message = lease.revoked or (
+        f"The stream from {lease.route.primary_id} broke off: {type(exc).__name__}: {exc}"
+    )
+    return sse_error(error_body(message, "server_error", "stream_interrupted"))
 
 
 # ---- loading feedback -----------------------------------------------------------------
