@@ -50,11 +50,18 @@ class Scheduler:
         self._preflight = preflight
         self._route_changed = route_changed  # a reloaded route took its new settings
         self._wake = asyncio.Event()
-        self._transitions = Transitions(lambda: self.host, factory, gpu, clock=clock, wake=self.wake)
-        self.closing = False
-        self.stopped = asyncio.Event()  # set when closing and everything is stopped
         # Why this platform has no sleep mode (None: it has, or nobody asked yet).
         self.standby_unavailable: str | None = None
+        self._transitions = Transitions(
+            lambda: self.host,
+            factory,
+            gpu,
+            clock=clock,
+            wake=self.wake,
+            standby_unavailable=lambda: self.standby_unavailable,
+        )
+        self.closing = False
+        self.stopped = asyncio.Event()  # set when closing and everything is stopped
 
     @property
     def op(self) -> asyncio.Task[Any] | None:

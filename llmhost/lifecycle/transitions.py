@@ -43,12 +43,14 @@ class Transitions:
         *,
         clock: Clock,
         wake: Callable[[], None],
+        standby_unavailable: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._host = host
         self._factory = factory
         self._gpu = gpu
         self._clock = clock
         self._wake = wake
+        self._standby_unavailable = standby_unavailable  # the platform's reason, said once at start-up
         self.op: asyncio.Task[Any] | None = None  # the GPU operation in progress
 
     def begin(self, slot: Slot, work: Coroutine[Any, Any, T], apply: Callable[[T], None]) -> None:
@@ -158,7 +160,7 @@ class Transitions:
         slot.backend = outcome.backend
         slot.probe = outcome.probe
         slot.standby_problem = outcome.standby_problem
-        if outcome.standby_problem is not None:
+        if outcome.standby_problem not in (None, self._standby_unavailable()):
             log.warning(
                 "%s will not sleep (standby): %s; it swaps by shutdown",
                 slot.route.primary_id,
