@@ -30,13 +30,14 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from llmhost.app import create_app
-from llmhost.config import ConfigError, parse_catalog
+from llmhost.config import Catalog, ConfigError, parse_catalog
 from llmhost.gpu import GIB, GpuMonitor, open_monitor
 from llmhost.settings import Settings
 from llmhost.tiny_models import ensure_tiny_models
@@ -94,15 +95,20 @@ async def vision_cycles(size: int, cycles: int, monitor: GpuMonitor) -> dict[str
     return {"gpu": gpu, "size": size, "steps": steps}
 
 
-def check_standby(args: argparse.Namespace) -> int:
-    from llmhost import standby_check
+# A check over routes, and what it gives: every route passed, the table, the JSON report.
+Outcome = tuple[bool, str, dict[str, Any]]
+RouteCheck = Callable[[Settings, Catalog, GpuMonitor], Coroutine[Any, Any, Outcome]]
+
+
+def run_on_routes(args: argparse.Namespace, config: Path | None, check: RouteCheck) -> int:
+    """Load models.toml (or the demo's), keep the --only routes, run `check`, print its
+    table and write its JSON; exit 1 when a route failed, 2 on a bad file."""
     from llmhost.cli import load
     from llmhost.demo import write_demo_config
     from llmhost.route_check import check_catalog
 
-    config = write_demo_config() if args.tiny else args.standby
     try:
-        settings, catalog = load(config)
+        settings, catalog = load(write_demo_config() if args.tiny else config)
         catalog = check_catalog(catalog, args.only.split(",") if args.only else None)
     except (ConfigError, ValueError) as exc:
         print(f"gpu_check: {exc}", file=sys.stderr)
@@ -110,38 +116,36 @@ def check_standby(args: argparse.Namespace) -> int:
     settings.export_cache_dir()
     monitor = open_monitor()
     try:
-        results = asyncio.run(standby_check.check_standby(catalog, monitor))
-        print(standby_check.render(results, monitor), flush=True)
+        ok, table, report = asyncio.run(check(settings, catalog, monitor))
+        print(table, flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps(standby_check.to_json(results, monitor), indent=2) + "\n")
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     finally:
         monitor.close()
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if ok else 1
 
 
 def check_routes(args: argparse.Namespace) -> int:
-    from llmhost.cli import load
-    from llmhost.demo import write_demo_config
-    from llmhost.route_check import check_catalog, render, run_checks, to_json
+    from llmhost import route_check
 
-    config = write_demo_config() if args.tiny else args.routes
-    try:
-        settings, catalog = load(config)
-        catalog = check_catalog(catalog, args.only.split(",") if args.only else None)
-    except (ConfigError, ValueError) as exc:
-        print(f"gpu_check: {exc}", file=sys.stderr)
-        return 2
-    settings.export_cache_dir()
-    monitor = open_monitor()
-    try:
+    async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
         size = 64 if args.tiny else args.image_size
-        results = asyncio.run(run_checks(settings, catalog, monitor, image_size=size))
-        print(render(results, monitor), flush=True)
-        if args.json:
-            Path(args.json).write_text(json.dumps(to_json(results, monitor), indent=2) + "\n")
-    finally:
-        monitor.close()
-    return 0 if all(r.ok for r in results) else 1
+        results = await route_check.run_checks(settings, catalog, monitor, image_size=size)
+        ok = all(r.ok for r in results)
+        return ok, route_check.render(results, monitor), route_check.to_json(results, monitor)
+
+    return run_on_routes(args, args.routes, check)
+
+
+def check_standby(args: argparse.Namespace) -> int:
+    from llmhost import standby_check
+
+    async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
+        results = await standby_check.check_standby(catalog, monitor)
+        ok = all(r.ok for r in results)
+        return ok, standby_check.render(results, monitor), standby_check.to_json(results, monitor)
+
+    return run_on_routes(args, args.standby, check)
 
 
 def main() -> int:
