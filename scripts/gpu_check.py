@@ -195,4 +195,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from llmhost.cli.main import quick_exit
+
+    quick_exit(main())

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from llmhost.cli.check import cmd_check
 from llmhost.cli.pull import cmd_pull
@@ -77,11 +78,18 @@ def console() -> None:
     takes time."""
     code = main()
     if sys.argv[1:2] in (["serve"], ["demo"]):
-        from llmhost.backends.engine_failure import remove_log_dir
-
-        remove_log_dir()
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        quick_exit(code)
     sys.exit(code)
+
+
+def quick_exit(code: int) -> NoReturn:
+    """End the process now, its work done: logs and output flushed, the engines' log
+    files removed, no interpreter teardown (which with vLLM loaded takes seconds and
+    prints vLLM's complaints about objects it finalizes too late)."""
+    from llmhost.backends.engine_failure import remove_log_dir
+
+    remove_log_dir()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
