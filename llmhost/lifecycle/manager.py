@@ -278,6 +278,13 @@ class ModelManager:
         if not slot.active or slot.evicting or slot.waiting:
             self._scheduler.wake()
 
+    def count_refusal(self, route_name: str, reason: str) -> None:
+        """Count a 503 given for `route_name` outside the manager (e.g. a full image queue),
+        so /stats and llmhost_requests_refused_total show every refusal."""
+        slot = self.slots.get(route_name)
+        if slot is not None:
+            slot.refuse(reason)
+
     def route_state(self, route_name: str) -> ModelState:
         return self.slots[route_name].state
 

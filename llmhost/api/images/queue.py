@@ -20,6 +20,10 @@ from llmhost.config import RouteConfig
 from llmhost.errors import Overloaded
 
 
+class QueueFull(Overloaded):
+    """The route's image queue is full (counted as an "overloaded" refusal in /metrics)."""
+
+
 @dataclass
 class ImageQueue:
     """Jobs waiting per route, and the one GPU turn all jobs share."""
@@ -35,7 +39,7 @@ class ImageQueue:
         limit = route.pipeline.max_queue
         if waiting >= limit:
             per_job = self.job_seconds.get(route.name, 10.0)
-            raise Overloaded(
+            raise QueueFull(
                 f"{waiting} image jobs are already waiting for {route.primary_id} "
                 f"(max_queue is {limit}); try again shortly.",
                 retry_after=max(1.0, (waiting + 1) * per_job),

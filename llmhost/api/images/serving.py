@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from llmhost.api.disconnect import until_disconnected
-from llmhost.api.images.queue import image_queue
+from llmhost.api.images.queue import QueueFull, image_queue
 from llmhost.backends.base import ImageBackend
 from llmhost.backends.diffusion import ImageJob, ImageResult
 from llmhost.config import RouteConfig
@@ -26,6 +26,16 @@ async def run_job(
     request: Request, state: HostState, route: RouteConfig, job: ImageJob
 ) -> ImageResult | None:
     """Queue, lease and run one job; None when the client went away first."""
+    try:
+        return await _queued(request, state, route, job)
+    except QueueFull:
+        state.manager.count_refusal(route.name, "overloaded")  # with the manager's own 503s
+        raise
+
+
+async def _queued(
+    request: Request, state: HostState, route: RouteConfig, job: ImageJob
+) -> ImageResult | None:
     queue = image_queue(request)
     with queue.place(route) as place:
 

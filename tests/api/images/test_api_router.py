@@ -309,6 +309,8 @@ async def test_full_queue_is_503_with_retry_after(tiny_models: Any) -> None:
             assert int(full.headers["Retry-After"]) >= 1
             health = (await client.get("/vision/healthz")).json()
             assert health["waiting"] == 2
+            stats = {m["route"]: m for m in (await client.get("/stats")).json()["models"]}
+            assert stats["vision"]["refused"]["overloaded"] == 1  # in /metrics with the others
         done = await asyncio.gather(*queued)
         assert [r.status_code for r in done] == [200, 200]
         assert jobs.waiting["vision"] == 0
