@@ -15,7 +15,6 @@ torch and diffusers are imported inside methods only: the host starts without th
 from __future__ import annotations
 
 import asyncio
-import gc
 import inspect
 import io
 import logging
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llmhost import heap
 from llmhost.backends.memory import amount, clear_frames, empty_cuda_cache, trim_heap
 from llmhost.backends.pipeline_load import (
     Placement,
@@ -112,6 +112,7 @@ class DiffusionBackend:
             log.debug("loading %s failed", self.route.model, exc_info=exc)
             clear_frames(exc)
             raise
+        heap.freeze()  # the pipeline's objects stay out of full collections while it serves
 
     def _load(self) -> None:
         opts = self.options
@@ -191,7 +192,7 @@ class DiffusionBackend:
             )
 
     def _release_memory(self) -> None:
-        gc.collect()
+        heap.collect()  # the pipeline was frozen with the heap at its load (llmhost.heap)
         if not self._empty_cuda_cache() or self.offload != "none":
             trim_heap()  # the weights were in host memory (CPU, or offloaded from the GPU)
 

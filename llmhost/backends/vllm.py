@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from llmhost import heap
 from llmhost.backends.base import LoadFailed, Probe
 from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
 from llmhost.backends.engine_procs import EngineProcesses
@@ -120,6 +121,7 @@ class VllmBackend:
         procs.add(_engine_pids(engine))
         self.metric_collectors = _vllm_collectors()
         await self._build_serving()
+        heap.freeze()  # its objects stay out of full collections while it serves
 
     def _create_engine(self) -> Any:
         _use_spawn()  # before capture_config imports vLLM
@@ -198,6 +200,8 @@ class VllmBackend:
                 # vLLM's shutdown SIGKILLs a slow engine without waiting for it to exit:
                 # the memory is only free once the processes are really gone.
                 await asyncio.to_thread(procs.wait_gone, PROCESS_EXIT_TIMEOUT_SECONDS)
+            if engine is not None:
+                heap.collect()  # the engine client's objects, frozen since its start
 
     async def _abandon_start(self) -> None:
         """A stop while the engine is still being created: vLLM's start cannot be cancelled,

@@ -36,11 +36,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from llmhost import heap
 from llmhost.backends.base import Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GpuMonitor
-from llmhost.lifecycle import heap
 from llmhost.lifecycle.scheduler import Preflight, Scheduler
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState

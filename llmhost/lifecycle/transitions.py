@@ -19,7 +19,7 @@ from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GIB, GpuMemory, GpuMonitor
-from llmhost.lifecycle import heap, operations
+from llmhost.lifecycle import operations
 from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaimed, Slept, WakeFailed, Woke
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
@@ -176,7 +176,6 @@ class Transitions:
             slot.swap_pending = False
         memory = f", {slot.measured_bytes / GIB:.2f} GiB" if slot.measured_bytes is not None else ""
         log.info("ready: %s in %.1f s (%s%s)", slot.route.primary_id, outcome.elapsed, kind, memory)
-        heap.freeze()
 
     def unload(self, slot: Slot) -> None:
         route = slot.route
@@ -186,7 +185,6 @@ class Transitions:
         asleep = slot.state is ModelState.ASLEEP
         expected = slot.asleep_gpu_bytes if asleep else slot.measured_bytes
         slot.to(ModelState.UNLOADING)
-        heap.thaw()  # so the model's objects can be collected once it is stopped
         if slot.active:
             drain = self._host().drain_timeout_seconds
             log.warning(
@@ -233,7 +231,6 @@ class Transitions:
             )
             took = self._clock() - started
             log.info("unloaded %s (%s) in %.1f s%s", route.primary_id, reason, took, freed)
-            heap.freeze()  # what the other resident models hold
 
         self.begin(slot, operations.unload(backend, route), stopped)
 

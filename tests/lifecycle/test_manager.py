@@ -284,3 +284,17 @@ async def test_removing_a_loading_route_abandons_its_load(rec: Recorder) -> None
     assert rec.events == ["load a", "stop a"] and rec.live == set()
     await _use(manager, "b")  # the GPU is free for the others
     await manager.close()
+
+
+async def test_the_last_release_still_starts_the_idle_timer(rec: Recorder) -> None:
+    # A release wakes the scheduler only when there is something to do (ModelManager.release).
+    manager = await _manager(rec, idle_seconds=0.3)
+    first = await manager.acquire("a")
+    second = await manager.acquire("a")
+    manager.release(first)  # the other request still holds it
+    await asyncio.sleep(0.5)
+    assert rec.events == ["load a"]
+    manager.release(second)  # idle now: its timer starts, and it is unloaded
+    await asyncio.sleep(0.6)
+    assert rec.events == ["load a", "stop a"]
+    await manager.close()
