@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -69,3 +72,66 @@ def test_wait_all_returns_once_the_imports_are_done(slow_module: str) -> None:
     preloader.wait_all(timeout=10)
     assert preloader.ready(slow_module)
     Preloader([]).wait_all(timeout=10)  # nothing to wait for: returns at once
+
+
+class BlockedImport:
+    """An import that runs until the test lets it finish: the preload stays in progress for
+    exactly as long as the test needs, with no timing involved."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> ModuleType:
+        self.calls.append(name)
+        self.started.set()
+        if not self.release.wait(60):
+            raise TimeoutError("the test never released the import")
+        module = ModuleType(name)
+        module.VALUE = 42  # type: ignore[attr-defined]
+        sys.modules[name] = module
+        return module
+
+
+@pytest.fixture
+def blocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, BlockedImport]]:
+    name = f"llmhost_blocked_{time.monotonic_ns()}"
+    monkeypatch.setitem(MODULES_BY_KIND, "blocked", (name,))
+    importer = BlockedImport()
+    yield name, importer
+    importer.release.set()
+    sys.modules.pop(name, None)
+
+
+async def test_requests_waiting_for_the_preload_hold_no_worker_thread(
+    blocked: tuple[str, BlockedImport],
+) -> None:
+    # 32 requests arrive while the import runs: at least as many as the default executor has
+    # threads on any machine (min(32, cores + 4)). Waiting must hold none of them, or every
+    # other threaded job (estimates, engine starts, settling) stalls behind the import.
+    name, importer = blocked
+    preloader = Preloader(["blocked"], import_module=importer)
+    preloader.start()
+    await asyncio.to_thread(importer.started.wait, 30)
+    requests = [asyncio.ensure_future(preloader.module(name)) for _ in range(32)]
+    await asyncio.sleep(0)  # each request runs up to its wait
+    assert not any(r.done() for r in requests)
+    # Threaded work goes on meanwhile (the bound only ends the test if it cannot).
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: "other work"), 30) == "other work"
+    assert not any(r.done() for r in requests)
+    importer.release.set()
+    modules: list[Any] = await asyncio.wait_for(asyncio.gather(*requests), 30)
+    assert {m.VALUE for m in modules} == {42}
+    assert importer.calls == [name]  # imported once, by the preload
+    assert preloader.ready(name)
+
+
+async def test_a_request_after_the_preload_finished_does_not_wait(blocked: tuple[str, BlockedImport]) -> None:
+    name, importer = blocked
+    importer.release.set()
+    preloader = Preloader(["blocked"], import_module=importer)
+    preloader.start()
+    preloader.wait_all(timeout=30)
+    module: Any = await preloader.module(name)  # no thread, no event: the module at once
+    assert module.VALUE == 42 and importer.calls == [name]
