@@ -14,10 +14,21 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from llmhost.config import Catalog
+from llmhost.config import Catalog, ConfigError
 from llmhost.gpu import GIB
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def refuse_exposure(host: str, api_key: str | None, allow_no_key: bool) -> None:
+    """ConfigError when `serve` would listen beyond this machine with no key. `serve` and
+    `check` both ask here, so `check` refuses exactly what `serve` refuses."""
+    if host not in LOOPBACK_HOSTS and api_key is None and not allow_no_key:
+        raise ConfigError(
+            f"refusing to listen on {host} without an API key: anyone on the network "
+            "could use every model. Set VLLM_API_KEY, or pass --allow-no-key if that is what "
+            "you want."
+        )
 
 
 class Settings(BaseSettings):

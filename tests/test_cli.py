@@ -127,3 +127,32 @@ def test_check_refuses_bad_standby_settings(
     config.write_text(f"[routes.r]\n{table}\n")
     assert main(["check", "--config", str(config)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "flags"),
+    [({"LLMHOST_HOST": "0.0.0.0"}, []), ({}, ["--host", "192.168.1.20"]), ({"LLMHOST_HOST": "::"}, [])],
+)
+def test_check_refuses_what_serve_refuses_with_the_same_message(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    flags: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env with a key
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    monkeypatch.delenv("LLMHOST_HOST", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = ["--config", str(REPO / "models.toml")]
+    assert main(["check", *config, *flags]) == 2
+    refused = capsys.readouterr()
+    assert main(["serve", *config, *flags]) == 2
+    assert capsys.readouterr().err == refused.err
+    assert "without an API key" in refused.err and "VLLM_API_KEY" in refused.err
+    assert "ROUTE" not in refused.out  # refused before the report
+    # ...and what serve accepts, check accepts: a key, or --allow-no-key.
+    assert main(["check", *config, *flags, "--allow-no-key"]) == 0
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    assert main(["check", *config, *flags]) == 0

@@ -7,7 +7,7 @@ import os
 
 from llmhost.cli.loading import load_raw
 from llmhost.config import Catalog, ConfigError
-from llmhost.settings import Settings
+from llmhost.settings import Settings, refuse_exposure
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -16,6 +16,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings, raw = load_raw(args.config)
     catalog = settings.apply_to(raw)
     refuse_missing(catalog)  # a path that does not exist would evict, then fail, at load
+    host = args.host or settings.llmhost_host
+    refuse_exposure(host, settings.api_key, args.allow_no_key)  # what `serve` refuses, word for word
     rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
     for r in catalog.routes.values():
         rows.append(

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    check.add_argument("--host", help="check for `serve --host` (default: LLMHOST_HOST or 127.0.0.1)")
+    check.add_argument("--port", type=int, help="check for `serve --port` (default: LLMHOST_PORT or 8000)")
+    check.add_argument("--allow-no-key", action="store_true", help="check for `serve --allow-no-key`")
     check.add_argument(
         "--gpu-memory",
         type=float,

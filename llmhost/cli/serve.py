@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 from typing import Any
 
 from llmhost.cli.loading import load, settings_from_env
-from llmhost.settings import LOOPBACK_HOSTS
+from llmhost.settings import refuse_exposure
 
 log = logging.getLogger("llmhost")
 
@@ -29,14 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, catalog = load(args.config)
     host = args.host or settings.llmhost_host
     port = args.port or settings.llmhost_port
-    if host not in LOOPBACK_HOSTS and settings.api_key is None and not args.allow_no_key:
-        print(
-            f"llmhost: refusing to listen on {host} without an API key: anyone on the network "
-            "could use every model. Set VLLM_API_KEY, or pass --allow-no-key if that is what "
-            "you want.",
-            file=sys.stderr,
-        )
-        return 2
+    refuse_exposure(host, settings.api_key, args.allow_no_key)
     import uvicorn
 
     from llmhost.app import create_app
