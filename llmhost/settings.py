@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmhost.config import Catalog, ConfigError
@@ -32,7 +32,9 @@ def refuse_exposure(host: str, api_key: str | None, allow_no_key: bool) -> None:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # An empty variable (`IDLE_SECONDS=`, as .env.example's lines read once uncommented
+    # and emptied) is unset: the next source (.env, models.toml, the default) decides.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True)
 
     vllm_api_key: SecretStr | None = None
     hf_token: SecretStr | None = None
@@ -89,16 +91,7 @@ class Settings(BaseSettings):
 
     def origin(self, field: str) -> str:
         """Where a field's value came from: "env", ".env" or "default" (environment wins)."""
-        name = field.lower()
-        if any(key.lower() == name for key in os.environ):
-            return "env"
-        env_file = self.model_config.get("env_file")
-        if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
-            from dotenv import dotenv_values
-
-            if any(key.lower() == name for key in dotenv_values(env_file)):
-                return ".env"
-        return "default"
+        return origin(field)
 
     def effective(self, raw: Catalog, config: Path | None = None) -> list[tuple[str, str, str]]:
         """Every host setting as (name, value, where it came from) for `llmhost check`.
@@ -195,6 +188,43 @@ class Settings(BaseSettings):
             token = self.hf_token.get_secret_value()
             os.environ["HF_TOKEN"] = token
             os.environ["HUGGING_FACE_HUB_TOKEN"] = token
+
+
+def origin(field: str) -> str:
+    """Where a setting's value comes from: "env", ".env" or "default" (environment wins;
+    names are case-insensitive and empty values count as unset, as Settings reads them)."""
+    name = field.lower()
+    if any(key.lower() == name and value for key, value in os.environ.items()):
+        return "env"
+    env_file = _env_file()
+    if env_file is not None:
+        from dotenv import dotenv_values
+
+        if any(key.lower() == name and value for key, value in dotenv_values(env_file).items()):
+            return ".env"
+    return "default"
+
+
+def _env_file() -> Path | None:
+    env_file = Settings.model_config.get("env_file")
+    if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
+        return Path(env_file)
+    return None
+
+
+def explain_invalid(exc: ValidationError) -> str:
+    """A bad setting in one line: the variable, its value (never a secret's) and where it
+    came from, so the user knows which file, or which environment, to fix."""
+    first = exc.errors()[0]
+    if not first["loc"]:
+        return f"environment: {first['msg']}."
+    field = str(first["loc"][0])
+    name = field.upper()
+    secret = field in ("vllm_api_key", "hf_token")
+    shown = name if secret else f"{name}={first.get('input')}"
+    env_file = _env_file()
+    source = f"in {env_file.absolute()}" if origin(field) == ".env" and env_file else "in the environment"
+    return f"{shown} ({source}): {first['msg']}."
 
 
 def _show(value: object) -> str:

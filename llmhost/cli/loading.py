@@ -8,16 +8,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmhost.config import Catalog, ConfigError, load_catalog
-from llmhost.settings import Settings
+from llmhost.settings import Settings, explain_invalid
 
 
 def settings_from_env() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "environment"
-        raise ConfigError(f"environment variable {name}: {first['msg']}.") from None
+        raise ConfigError(explain_invalid(exc)) from None
     except PermissionError as exc:
         raise _unreadable(Path(exc.filename or ".env"), "640") from None
 
