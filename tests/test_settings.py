@@ -91,6 +91,6 @@ def test_a_bad_secret_is_named_but_not_shown(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationError) as caught:
-        Settings(_env_file=None, vllm_api_key=["not", "a", "string"])  # type: ignore[arg-type]
+        Settings(_env_file=None, vllm_api_key=["not", "a", "string"])
     message = explain_invalid(caught.value)
     assert message.startswith("VLLM_API_KEY (") and "'not'" not in message
