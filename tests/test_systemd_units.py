@@ -3,8 +3,9 @@
 `systemd-analyze verify` runs on every unit, in a scratch root that holds the system's
 own units plus a stand-in for each ExecStart= program (the real ones live in install
 paths such as /opt/llmhost). `systemd-analyze security` rates each unit; llmhost's and
-Open WebUI's must stay at an exposure of 5.0 or less. Skipped where systemd-analyze is
-missing (.ci/run installs Debian's systemd package).
+Open WebUI's must stay at an exposure of 5.0 or less. Those two are skipped where
+systemd-analyze is missing (.ci/run installs Debian's systemd package); the rules on the
+units' settings run everywhere.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ UNITS = sorted((REPO / "systemd").glob("*.service"))
 MAX_EXPOSURE = {"llmhost.service": 5.0, "open-webui.service": 5.0}
 ANALYZE = shutil.which("systemd-analyze")
 
-pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (Debian: systemd)")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze is not installed (Debian: systemd)"
+)
 
 
 def _settings(unit: Path) -> list[tuple[str, str]]:
     """(key, value) of each setting, continuation lines joined."""
-    text = re.sub(r"\\\n\s*", " ", unit.read_text())
+    return _settings_text(unit.read_text())
+
+
+def _settings_text(unit_text: str) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n\s*", " ", unit_text)
     pairs = []
     for line in text.splitlines():
         line = line.strip()
@@ -58,11 +65,64 @@ def _scratch_root(tmp_path: Path) -> Path:
     return root
 
 
+def _values(unit_text: str) -> dict[str, list[str]]:
+    """Each key's values in order; an empty assignment clears a list, as systemd does."""
+    values: dict[str, list[str]] = {}
+    for key, value in _settings_text(unit_text):
+        if value == "":
+            values[key] = []
+        else:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def _yes(values: dict[str, list[str]], key: str) -> bool:
+    return bool(values.get(key)) and values[key][-1].lower() in ("1", "yes", "true", "on")
+
+
+# The GPU's device nodes: /dev/dxg under WSL2; on Linux, /dev/nvidia0.., /dev/nvidiactl and
+# /dev/nvidia-modeset (the "nvidia-frontend" group of /proc/devices) and /dev/nvidia-uvm.
+GPU_DEVICES = ("/dev/dxg", "char-nvidia-frontend", "char-nvidia-uvm")
+
+
+def implied_device_allow_list(values: dict[str, list[str]]) -> list[str]:
+    """Settings that put the unit under a device allow-list, on any systemd still in use.
+
+    Any DeviceAllow= entry (DevicePolicy=auto then closes everything not listed),
+    DevicePolicy=closed/strict, PrivateDevices=yes (implies DevicePolicy=closed), and
+    ProtectClock=yes, which before systemd 252 adds "DeviceAllow=char-rtc r" whatever else
+    is set (Ubuntu 22.04 has 249; fixed by systemd PR #25075). ProtectKernelLogs= and the
+    other Protect*= settings drop capabilities and hide files but set no device policy.
+    """
+    reasons = []
+    if values.get("DeviceAllow"):
+        reasons.append("DeviceAllow=")
+    if values.get("DevicePolicy") and values["DevicePolicy"][-1] in ("closed", "strict"):
+        reasons.append(f"DevicePolicy={values['DevicePolicy'][-1]}")
+    if _yes(values, "PrivateDevices"):
+        reasons.append("PrivateDevices=yes")
+    if _yes(values, "ProtectClock"):
+        reasons.append("ProtectClock=yes (DeviceAllow=char-rtc before systemd 252)")
+    return reasons
+
+
+def gpu_device_problems(values: dict[str, list[str]]) -> list[str]:
+    """Why the GPU would be shut out: an implied allow-list that does not name its nodes."""
+    reasons = implied_device_allow_list(values)
+    if not reasons:
+        return []
+    allowed = {entry.split()[0] for entry in values.get("DeviceAllow", [])}
+    return [
+        f"{' + '.join(reasons)}: no DeviceAllow={device}" for device in GPU_DEVICES if device not in allowed
+    ]
+
+
 def test_units_exist() -> None:
     names = {unit.name for unit in UNITS}
     assert {"llmhost.service", "open-webui.service"} <= names, names
 
 
+@needs_analyze
 def test_verify_every_unit(tmp_path: Path) -> None:
     assert ANALYZE is not None
     root = _scratch_root(tmp_path)
@@ -76,6 +136,7 @@ def test_verify_every_unit(tmp_path: Path) -> None:
     )
 
 
+@needs_analyze
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_security_exposure(unit: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ANALYZE is not None
@@ -105,7 +166,9 @@ def test_llmhost_unit_contract() -> None:
     for key in ("After", "Wants", "Requires", "BindsTo"):
         assert not any("network-online.target" in v for v in values.get(key, [])), key
     # The GPU's device nodes must stay visible: /dev/nvidia*, and /dev/dxg under WSL2.
-    assert "PrivateDevices" not in values and "DevicePolicy" not in values
+    assert gpu_device_problems(values) == []
+    # `systemctl reload llmhost`: SIGHUP re-reads models.toml (llmhost/reload.py).
+    assert values["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert values["ProtectSystem"] == ["strict"] and values["NoNewPrivileges"] == ["yes"]
     # llmhost's own bound on a shutdown: uvicorn's drain, then the manager's drain plus
     # start timeout plus 60 s for unloading (llmhost/lifecycle/manager.py: close()).
@@ -120,3 +183,26 @@ def test_open_webui_unit_uses_shipped_settings() -> None:
     assert "EnvironmentFile=/opt/llmhost/clients/open-webui.env" in text
     assert "OPENAI_API_KEY=${VLLM_API_KEY}" in text
     assert "StateDirectory=open-webui" in text and "DATA_DIR=/var/lib/open-webui" in text
+
+
+def test_gpu_device_rule_does_not_depend_on_this_systemd() -> None:
+    """The rule, not this machine's systemd (252+ here, where ProtectClock= no longer closes
+    devices), decides: the unit as it was with ProtectClock=yes fails it on any machine."""
+    shipped = (REPO / "systemd" / "llmhost.service").read_text()
+    assert gpu_device_problems(_values(shipped)) == []
+    for setting in (
+        "ProtectClock=yes",
+        "PrivateDevices=true",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-rtc r",
+    ):
+        text = shipped.replace("[Install]", f"[Service]\n{setting}\n[Install]")
+        problems = gpu_device_problems(_values(text))
+        assert len(problems) == len(GPU_DEVICES), (setting, problems)
+        # Naming the GPU's nodes makes such a setting safe again.
+        allowed = "".join(f"DeviceAllow={device} rw\n" for device in GPU_DEVICES)
+        fixed = shipped.replace("[Install]", f"[Service]\n{setting}\n{allowed}[Install]")
+        assert gpu_device_problems(_values(fixed)) == [], setting
+    # Explicitly off is not a policy.
+    off = shipped.replace("[Install]", "[Service]\nProtectClock=no\nPrivateDevices=no\n[Install]")
+    assert gpu_device_problems(_values(off)) == []
