@@ -517,7 +517,7 @@ def main() -> int:
         owui_port = free_port()
         data = work / "open-webui"
         owui_env |= {
-            # As systemd/open-webui.service does: the key from llmhost's .env, own data dirs.
+            # As systemd/open-webui.service does: llmhost's key only, own data dirs.
             "OPENAI_API_KEY": key,
             "IMAGES_OPENAI_API_KEY": key,
             "DATA_DIR": str(data),

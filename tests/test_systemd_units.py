@@ -179,10 +179,78 @@ def test_llmhost_unit_contract() -> None:
 
 
 def test_open_webui_unit_uses_shipped_settings() -> None:
+    values = _values((REPO / "systemd" / "open-webui.service").read_text())
+    assert "/opt/llmhost/clients/open-webui.env" in values["EnvironmentFile"]
+    assert values["StateDirectory"] == ["open-webui"]
+    assert _environment(values)["DATA_DIR"] == "/var/lib/open-webui"
+
+
+def _environment(values: dict[str, list[str]]) -> dict[str, str]:
+    """The Environment= assignments in order, later ones winning (drop-ins come last)."""
+    env: dict[str, str] = {}
+    for line in values.get("Environment", []):
+        for word in shlex.split(line):
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+def test_open_webui_unit_reads_no_llmhost_env() -> None:
+    """Only the shipped settings and a key file of its own: llmhost's .env carries HF_HOME
+    (which would replace Open WebUI's cache path with one it cannot write) and HF_TOKEN."""
     text = (REPO / "systemd" / "open-webui.service").read_text()
-    assert "EnvironmentFile=/opt/llmhost/clients/open-webui.env" in text
-    assert "OPENAI_API_KEY=${VLLM_API_KEY}" in text
-    assert "StateDirectory=open-webui" in text and "DATA_DIR=/var/lib/open-webui" in text
+    values = _values(text)
+    files = [value.lstrip("-") for value in values["EnvironmentFile"]]
+    assert files == ["/opt/llmhost/clients/open-webui.env", "/etc/open-webui/llmhost-key.env"]
+    assert not any(Path(f).name == ".env" for f in files), files
+    settings = " ".join(value for _, value in _settings_text(text))
+    assert "VLLM_API_KEY" not in settings and "HF_TOKEN" not in settings
+    assert _environment(values)["HF_HOME"] == "/var/lib/open-webui/cache"
+    # EnvironmentFile= beats Environment=, so the shipped settings must not set what the unit
+    # and its drop-ins own.
+    shipped = (REPO / "clients" / "open-webui.env").read_text()
+    for key in ("OPEN_WEBUI_HOST", "OPEN_WEBUI_PORT", "HF_HOME", "DATA_DIR", "HF_TOKEN", "VLLM_API_KEY"):
+        assert not re.search(rf"^{key}=", shipped, re.MULTILINE), key
+
+
+def _readme_drop_in() -> str:
+    """The drop-in systemd/README.md shows for Open WebUI on the LAN."""
+    readme = (REPO / "systemd" / "README.md").read_text()
+    found = re.search(r"```ini\n(\[Service\]\nEnvironment=OPEN_WEBUI_HOST=[^`]*)```", readme)
+    assert found, "systemd/README.md shows no Open WebUI drop-in"
+    return found.group(1)
+
+
+def test_open_webui_listen_address_is_one_line_a_drop_in_overrides(tmp_path: Path) -> None:
+    unit_text = (REPO / "systemd" / "open-webui.service").read_text()
+    values = _values(unit_text)
+    listen = [line for line in values["Environment"] if "OPEN_WEBUI_HOST=" in line]
+    assert listen == ["OPEN_WEBUI_HOST=127.0.0.1 OPEN_WEBUI_PORT=3000"]
+    (exec_start,) = values["ExecStart"]
+    assert "--host ${OPEN_WEBUI_HOST} --port ${OPEN_WEBUI_PORT}" in exec_start
+
+    def listen_args(env: dict[str, str]) -> list[str]:
+        argv = shlex.split(re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], exec_start))
+        return argv[argv.index("--host") :]
+
+    assert listen_args(_environment(values)) == ["--host", "127.0.0.1", "--port", "3000"]
+    drop_in = _readme_drop_in()
+    with_drop_in = _values(unit_text + "\n" + drop_in)
+    assert listen_args(_environment(with_drop_in)) == ["--host", "0.0.0.0", "--port", "3000"]
+    if ANALYZE is not None:
+        # systemd itself accepts the unit with that drop-in.
+        root = _scratch_root(tmp_path)
+        (root / "etc/systemd/system/open-webui.service.d").mkdir()
+        (root / "etc/systemd/system/open-webui.service.d/listen.conf").write_text(drop_in)
+        result = subprocess.run(
+            [ANALYZE, "verify", "--man=no", f"--root={root}", "open-webui.service"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+            result.stdout + result.stderr
+        )
 
 
 def test_gpu_device_rule_does_not_depend_on_this_systemd() -> None:
