@@ -100,4 +100,7 @@ def estimate_diffusion(route: RouteConfig, files: Files) -> RouteEstimate:
         weights = max(parts.values())
     else:
         weights = sum(parts.values())
-    return RouteEstimate(weights, None, CUDA_CONTEXT_BYTES + activations, None, source=files.where)
+    precision = "fp32" if load_bytes == 4 else "fp16"
+    return RouteEstimate(
+        weights, None, CUDA_CONTEXT_BYTES + activations, None, source=files.where, precision=precision
+    )

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmhost.config import RouteConfig
+from llmhost.estimate import weights
 from llmhost.estimate.figures import (
     ACTIVATION_HIDDEN_FACTOR,
     ACTIVATION_INTERMEDIATE_FACTOR,
@@ -22,41 +23,14 @@ from llmhost.estimate.figures import (
 )
 from llmhost.estimate.files import Directory, Files
 from llmhost.estimate.result import RouteEstimate
+from llmhost.estimate.weights import DTYPE_BYTES, text_config
 
 # ---- config.json arithmetic (pure) --------------------------------------------------------
 
-_DTYPE_BYTES = {
-    "float32": 4,
-    "float": 4,
-    "fp32": 4,
-    "float16": 2,
-    "half": 2,
-    "fp16": 2,
-    "bfloat16": 2,
-    "bf16": 2,
-}
-
-
-def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The language model's part of a config (multimodal wrappers nest it)."""
-    nested = config.get("text_config")
-    return nested if isinstance(nested, Mapping) else config
-
-
-def _checkpoint_dtype(config: Mapping[str, Any]) -> str | None:
-    value = config.get("torch_dtype") or config.get("dtype") or text_config(config).get("torch_dtype")
-    return str(value) if value else None
-
 
 def load_dtype_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:
-    """Bytes per element of the dtype vLLM runs the model in.
-
-    vLLM's dtype "auto" uses the checkpoint's 16-bit dtype and turns float32 into a
-    16-bit one on GPUs (vllm/config/model.py, `_get_and_verify_dtype`): 2 bytes unless
-    [engine] dtype asks for float32.
-    """
-    dtype = str(engine.get("dtype", "auto")).lower()
-    return 4 if _DTYPE_BYTES.get(dtype) == 4 else 2
+    """Bytes per element of the dtype vLLM runs the model in (llmhost.estimate.weights)."""
+    return weights.load_dtype_bytes(engine)
 
 
 def kv_dtype_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:
@@ -64,8 +38,8 @@ def kv_dtype_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:
     kv = str(engine.get("kv_cache_dtype", "auto")).lower()
     if kv.startswith("fp8"):
         return 1
-    if kv in _DTYPE_BYTES:
-        return _DTYPE_BYTES[kv]
+    if kv in DTYPE_BYTES:
+        return DTYPE_BYTES[kv]
     return load_dtype_bytes(config, engine)
 
 
@@ -188,18 +162,6 @@ def llm_overhead_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> 
     return CUDA_CONTEXT_BYTES + graphs + NON_TORCH_BYTES + activation_bytes(config, engine)
 
 
-def weights_at_load_dtype(total: int, config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:
-    """Checkpoint bytes rescaled to what vLLM holds on the GPU (unquantized checkpoints only)."""
-    quantized = config.get("quantization_config") or text_config(config).get("quantization_config")
-    if quantized:
-        return total
-    stored = _DTYPE_BYTES.get((_checkpoint_dtype(config) or "bfloat16").lower(), 2)
-    loaded = load_dtype_bytes(config, engine)
-    if str(engine.get("quantization", "")).lower() == "fp8":
-        loaded = 1  # vLLM quantizes 16-bit weights to fp8 at load time
-    return total * loaded // stored
-
-
 # ---- LLM routes ---------------------------------------------------------------------------
 
 _INDEX = "model.safetensors.index.json"
@@ -232,5 +194,10 @@ def estimate_llm(route: RouteConfig, files: Files) -> RouteEstimate:
         if isinstance(files, Directory) and files.where.startswith("the cache"):
             reason = f"weights not in the cache: llmhost pull {route.name}"
         return RouteEstimate(None, kv, overhead, reason, tokens, source=files.where)
-    weights = weights_at_load_dtype(raw, config, engine)
-    return RouteEstimate(weights, kv, overhead, None, tokens, source=files.where)
+    form = weights.weight_form(config, engine)
+    if form.problem is not None:
+        return RouteEstimate(
+            None, kv, overhead, form.problem, tokens, source=files.where, precision=form.precision
+        )
+    on_gpu = weights.gpu_weight_bytes(raw, config, engine)
+    return RouteEstimate(on_gpu, kv, overhead, None, tokens, source=files.where, precision=form.precision)

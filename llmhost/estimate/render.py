@@ -37,7 +37,7 @@ def render(
     policy: str,
 ) -> str:
     """The table `llmhost check` prints, one verdict per route."""
-    rows = [("ROUTE", "WEIGHTS", "KV CACHE", "OVERHEAD", "NEED", "VERDICT")]
+    rows = [("ROUTE", "PRECISION", "WEIGHTS", "KV CACHE", "OVERHEAD", "NEED", "VERDICT")]
     for name, est in estimates.items():
         kv = _gib(est.kv_cache_bytes)
         if est.kv_cache_bytes is not None and est.max_model_len:
@@ -45,7 +45,18 @@ def render(
         word: str = verdict(est.need_bytes, gpu_bytes)
         if word == "unknown":
             word = f"unknown: {est.unknown_reason or 'weights unknown'}"
-        rows.append((name, _gib(est.weights_bytes), kv, _gib(est.overhead_bytes), _gib(est.need_bytes), word))
+        precision = est.precision or "-"
+        rows.append(
+            (
+                name,
+                precision,
+                _gib(est.weights_bytes),
+                kv,
+                _gib(est.overhead_bytes),
+                _gib(est.need_bytes),
+                word,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         f"Fit estimate for {gpu_bytes / GIB:.2f} GiB ({gpu_label}); fits: need <= "

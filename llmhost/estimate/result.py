@@ -23,6 +23,7 @@ class RouteEstimate:
     max_model_len: int | None = None  # the tokens the KV cache figure is for (llm routes)
     context_bytes: int = CUDA_CONTEXT_BYTES  # the part of overhead that is the CUDA context
     source: str | None = None  # where the figures were read: a path or "the Hub"
+    precision: str | None = None  # the weights' form on the GPU ("int8 W8A16 (GPTQ)", "bf16", ...)
 
     @property
     def need_bytes(self) -> int | None:

@@ -66,3 +66,28 @@ def quantization_problem(value: str, engine: Mapping[str, Any]) -> str | None:
             "set allow_deprecated_quantization = true to use it anyway"
         )
     return None
+
+
+@cache
+def online_quantization() -> dict[str, str | None] | None:
+    """vLLM's online quantization shorthands (`quantization = "fp8_per_channel"`, ...): each
+    name and the weight quantization key it gives linear layers, or None where it leaves
+    them unquantized (the MoE-only shorthands). Read from `_ONLINE_SHORTHANDS` in
+    vllm/config/quantization.py; None when it cannot be read."""
+    found = definition("vllm.config.quantization", "_ONLINE_SHORTHANDS")
+    stmt = found[1] if found else None
+    value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+    if not isinstance(value, ast.Dict):
+        return None
+    shorthands: dict[str, str | None] = {}
+    for key, spec in zip(value.keys, value.values, strict=False):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str) and isinstance(spec, ast.Call)):
+            continue
+        linear = next((k.value for k in spec.keywords if k.arg == "linear"), None)
+        weight = (
+            next((k.value for k in linear.keywords if k.arg == "weight"), None)
+            if isinstance(linear, ast.Call)
+            else None
+        )
+        shorthands[key.value] = weight.id if isinstance(weight, ast.Name) else None
+    return shorthands or None
