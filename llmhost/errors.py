@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -83,6 +84,13 @@ class ModelUnavailable(HostError):
     status = 503
     type = "server_error"
     code = "model_unavailable"
+
+
+class EngineFailed(ModelUnavailable):
+    """The model's engine failed under the request (its process was killed, crashed or ran
+    out of memory): the host replaces it, and a retry loads it again."""
+
+    code = "engine_failed"
 
 
 class Overloaded(HostError):
@@ -173,13 +181,45 @@ def invalid_body(
 
 def vllm_client_error(exc: Exception) -> Exception:
     """vLLM's own request errors (max_tokens beyond the context, bad sampling values, ...)
-    as the 400 `vllm serve` gives; anything else unchanged. Call only once vLLM is imported."""
-    from vllm.exceptions import VLLMClientError
-
-    if isinstance(exc, VLLMClientError):
+    as the 400 `vllm serve` gives; anything else unchanged."""
+    client_error = _vllm_class("vllm.exceptions", "VLLMClientError")
+    if client_error is not None and isinstance(exc, client_error):
         message = str(exc.args[0]) if exc.args else type(exc).__name__
         return InvalidRequest(f"Invalid request: {message}", param=getattr(exc, "parameter", None))
     return exc
+
+
+def vllm_error(exc: Exception, model: str, failure: str | None = None) -> Exception:
+    """An error from vLLM's serving objects for a request to `model`, as the host's own.
+
+    A request error is the 400 `vllm serve` gives; a dead engine (`EngineDeadError`) is a
+    503 that names the failure (`failure`: the backend's own account of it), not a 500
+    "Internal error" logged as unexpected; any other vLLM server error is a 500 naming its
+    cause. Anything else comes back unchanged: it is not vLLM's, so it is the host's bug.
+    """
+    mapped = vllm_client_error(exc)
+    if mapped is not exc:
+        return mapped
+    dead = _vllm_class("vllm.v1.engine.exceptions", "EngineDeadError")
+    if dead is not None and isinstance(exc, dead):
+        what = failure or "its engine core process died"
+        return EngineFailed(
+            f"The engine of {model} failed during this request: {what}. It is being replaced; retry.",
+            retry_after=5,
+        )
+    server_error = _vllm_class("vllm.exceptions", "VLLMServerError")
+    if server_error is not None and isinstance(exc, server_error):
+        cause = exc.__cause__ or exc  # EngineGenerateError wraps the real error, with no text
+        detail = f": {cause}" if str(cause) else ""
+        return HostError(f"{model} could not answer this request: {type(cause).__name__}{detail}")
+    return exc
+
+
+def _vllm_class(module: str, name: str) -> type[BaseException] | None:
+    """One of vLLM's exception classes if vLLM is imported, else None: without vLLM imported
+    no exception can be of its classes, and checking must never import it (seconds)."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
 
 
 def vllm_error_status(payload: Any) -> int | None:

@@ -32,7 +32,12 @@ MODULES_BY_KIND: dict[str, tuple[str, ...]] = {
         "vllm.v1.engine.async_llm",
     ),
     "diffusion": ("diffusers",),
+    "embedding": ("vllm.entrypoints.pooling.embed.protocol", "vllm.v1.engine.async_llm"),
+    "rerank": ("vllm.entrypoints.pooling.scoring.protocol", "vllm.v1.engine.async_llm"),
 }
+
+
+THREAD_NAME = "llmhost-preload"
 
 
 class Preloader:
@@ -65,7 +70,7 @@ class Preloader:
     def start(self) -> None:
         if not self.names or self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="llmhost-preload", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:

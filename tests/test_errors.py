@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmhost.errors import (
+    EngineFailed,
     HostError,
     InvalidRequest,
     ModelNotFound,
@@ -18,8 +20,10 @@ from llmhost.errors import (
     error_response,
     invalid_body,
     sse_host_error,
+    vllm_error,
     vllm_error_status,
 )
+from llmhost.preload import THREAD_NAME
 from tests import catalogs
 from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder
@@ -117,3 +121,40 @@ async def test_an_unknown_endpoint_is_a_404_envelope() -> None:
         assert response.status_code == 404
         assert envelope(response.json())["code"] == "not_found"
     assert rec.events == []  # nothing was loaded
+
+
+def _import_after_any_preload() -> None:
+    """Let the background imports of apps started by earlier tests finish first: two threads
+    importing vLLM at once fail on partly initialised modules (llmhost.preload)."""
+    for thread in threading.enumerate():
+        if thread.name == THREAD_NAME:
+            thread.join()
+
+
+def test_vllm_errors_become_the_hosts() -> None:
+    _import_after_any_preload()
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+    dead = vllm_error(EngineDeadError(), "coder-fast", "the vLLM engine core process died")
+    assert isinstance(dead, EngineFailed)
+    response = error_response(dead)
+    error = envelope(json.loads(bytes(response.body)))
+    assert response.status_code == 503 and "retry-after" in response.headers
+    assert error["code"] == "engine_failed" and error["type"] == "server_error"
+    assert "coder-fast" in error["message"] and "engine core process died" in error["message"]
+    # Without the backend's account, still named as the engine's failure.
+    assert "engine core process died" in vllm_error(EngineDeadError(), "coder-fast").args[0]
+
+    try:
+        raise EngineGenerateError() from KeyError("kv block")
+    except EngineGenerateError as exc:
+        generate = vllm_error(exc, "coder-fast")
+    assert type(generate) is HostError and generate.status == 500
+    assert generate.args[0] == "coder-fast could not answer this request: KeyError: 'kv block'"
+
+    invalid = vllm_error(VLLMValidationError("too long", parameter="max_tokens"), "coder-fast")
+    assert isinstance(invalid, InvalidRequest) and invalid.param == "max_tokens"
+
+    own = RuntimeError("a bug of ours")
+    assert vllm_error(own, "coder-fast") is own  # the unexpected-error handler's

@@ -30,6 +30,14 @@ class LeaseHold:
             self._stack.enter_async_context(manager.lease(route_name))
         )
 
+    @property
+    def lease(self) -> Lease | None:
+        """The lease once granted; None while it is awaited, or when it was refused or given up."""
+        taking = self.taking
+        if not taking.done() or taking.cancelled() or taking.exception() is not None:
+            return None
+        return taking.result()
+
     async def aclose(self) -> None:
         if not self.taking.done():  # still waiting: stop, so no lease arrives after this
             self.taking.cancel()

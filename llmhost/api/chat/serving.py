@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -37,12 +38,14 @@ from llmhost.errors import (
     error_body,
     sse_error,
     sse_host_error,
-    vllm_client_error,
+    vllm_error,
     vllm_error_status,
 )
 from llmhost.lifecycle.slot import Lease
 from llmhost.lifecycle.state import ModelState
 from llmhost.state import HostState
+
+log = logging.getLogger("llmhost")
 
 FEEDBACK_INTERVAL_SECONDS = 3.0
 
@@ -99,14 +102,15 @@ async def _answer(
     if state.catalog.host.loading_feedback and endpoint == "chat" and streaming:
         await asyncio.sleep(0)  # a lease that is free now is granted in this step
         if not hold.taking.done():  # it has to wait, for a cold start: show the wait
-            return LeasedStream(_with_feedback(request, route, parsed, hold), hold)
+            feedback = _with_feedback(request, route, parsed, hold)
+            return LeasedStream(feedback, hold, on_error=partial(_stream_broke, route, hold))
     # One watcher for the whole wait: the lease, then vLLM's answer or its stream.
     taken = await until_disconnected(request, _lease_and_call(hold, endpoint, parsed, request))
     if taken is None:  # client went away; cancelling the work aborted it in the engine
         return Response(status_code=499)
-    lease, result = taken
+    _, result = taken
     if isinstance(result, AsyncIterator):
-        return LeasedStream(result, hold, on_error=partial(_stream_broke, lease))
+        return LeasedStream(result, hold, on_error=partial(_stream_broke, route, hold))
     payload = result.model_dump()
     return JSONResponse(payload, status_code=vllm_error_status(payload) or 200)
 
@@ -118,7 +122,7 @@ async def _lease_and_call(
     try:
         return lease, await _call(lease, endpoint, parsed, request)
     except Exception as exc:
-        raise vllm_client_error(exc) from exc
+        raise _serving_error(lease, exc) from exc
 
 
 # Backend classes known to serve completions: the protocol check walks the protocol's
@@ -144,11 +148,22 @@ async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request)
     return await backend.completion.create_completion(parsed, request)
 
 
-def _stream_broke(lease: Lease, exc: Exception) -> str:
-    """The error event that ends a stream from vLLM that broke off."""
-    message = lease.revoked or (
-        f"The stream from {lease.route.primary_id} broke off: {type(exc).__name__}: {exc}"
-    )
+def _serving_error(lease: Lease, exc: Exception) -> Exception:
+    """What vLLM raised, as the error the client gets (llmhost.errors.vllm_error)."""
+    return vllm_error(exc, lease.route.primary_id, lease.backend.failure())
+
+
+def _stream_broke(route: RouteConfig, hold: LeaseHold, exc: Exception) -> str:
+    """The error event that ends a stream that broke off: vLLM's errors as the host's (a dead
+    engine named as such), anything else as an interrupted stream."""
+    lease = hold.lease
+    error = exc if lease is None else _serving_error(lease, exc)
+    if isinstance(error, HostError):
+        return sse_host_error(error)
+    message = lease.revoked if lease is not None else None
+    if message is None:  # not the lifecycle's doing (that one is logged where it happens)
+        message = f"The stream from {route.primary_id} broke off: {type(exc).__name__}: {exc}"
+        log.warning("%s", message)
     return sse_error(error_body(message, "server_error", "stream_interrupted"))
 
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, make_app, running, tiny_llm_route
-from tests.fakes import Recorder
+from llmhost.config import HostConfig, RouteConfig, parse_catalog
+from llmhost.preload import THREAD_NAME
+from tests.apphelp import ServerThread, envelope, make_app, running, tiny_llm_route
+from tests.fakes import FakeBackend, Recorder
 
 
 def events(lines: list[str]) -> list[Any]:
@@ -96,3 +100,81 @@ async def test_feedback_is_off_by_default() -> None:
             json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
         )
     assert response.status_code == 503 and "Retry-After" in response.headers
+
+
+# ---- a broken engine stream under loading feedback --------------------------------------
+
+
+class BreakingServing:
+    """vLLM's chat serving as seen by the host when the engine breaks: a stream that stops
+    with an exception after its first chunk, or a call that raises before any."""
+
+    def __init__(self, raises: Exception | None) -> None:
+        self.raises = raises
+
+    async def create_chat_completion(self, request: Any, raw_request: Any) -> Any:
+        if self.raises is not None:
+            raise self.raises
+
+        async def stream() -> AsyncIterator[str]:
+            first = {"id": "chatcmpl-vllm", "choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+            yield f"data: {json.dumps(first)}\n\n"
+            raise RuntimeError("engine gone")
+
+        return stream()
+
+
+@dataclass
+class BreakingRecorder(Recorder):
+    raises: Exception | None = None
+
+    def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
+        backend = FakeBackend(route, self)
+        # The serving objects an LlmBackend has (llmhost.backends.base); only chat is used.
+        for name in ("completion", "responses", "messages"):
+            setattr(backend, name, None)
+        backend.chat = BreakingServing(self.raises)  # type: ignore[attr-defined]
+        return backend
+
+
+FEEDBACK = "[host]\nloading_feedback = true\n[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n"
+STREAM = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+async def test_a_broken_engine_stream_under_feedback_ends_with_an_error_event() -> None:
+    rec = BreakingRecorder()
+    app = make_app(parse_catalog(FEEDBACK), factory=rec.factory)
+    async with running(app) as client:
+        response = await client.post("/coder/v1/chat/completions", json=STREAM)
+        lines = [line for line in response.text.splitlines() if line]
+        chunks = events(lines)
+        assert "loading" in chunks[0]["choices"][0]["delta"]["reasoning"]  # it was a cold start
+        assert chunks[-2]["choices"][0]["delta"]["content"] == "Hel"
+        error = envelope(chunks[-1])
+        assert error["code"] == "stream_interrupted" and "RuntimeError: engine gone" in error["message"]
+        assert lines[-1] == "data: [DONE]"
+        # The lease ended with the stream.
+        assert app.state.host.manager.snapshot()[0]["in_flight"] == 0
+
+
+def _import_after_any_preload() -> None:
+    """Let the background imports of apps started by earlier tests finish first: two threads
+    importing vLLM at once fail on partly initialised modules (llmhost.preload)."""
+    for thread in threading.enumerate():
+        if thread.name == THREAD_NAME:
+            thread.join()
+
+
+async def test_a_call_refused_by_vllm_under_feedback_is_its_error_event() -> None:
+    _import_after_any_preload()
+    from vllm.exceptions import VLLMValidationError
+
+    too_long = VLLMValidationError("max_tokens is too large", parameter="max_tokens")
+    rec = BreakingRecorder(raises=too_long)
+    async with running(make_app(parse_catalog(FEEDBACK), factory=rec.factory)) as client:
+        response = await client.post("/coder/v1/chat/completions", json=STREAM)
+    lines = [line for line in response.text.splitlines() if line]
+    error = envelope(events(lines)[-1])
+    assert error["type"] == "invalid_request_error" and error["param"] == "max_tokens"
+    assert "max_tokens is too large" in error["message"]
+    assert lines[-1] == "data: [DONE]"
