@@ -61,7 +61,7 @@ class FakeChat:
 class FakeBackend:
     def __init__(self, route: Any, host: Any) -> None:
         self.route = route
-        self.chat = self.completion = FakeChat()
+        self.chat = self.completion = self.responses = self.messages = FakeChat()
 
     async def start(self) -> None:
         pass

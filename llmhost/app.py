@@ -13,9 +13,11 @@ from starlette.middleware.cors import CORSMiddleware
 
 from llmhost import __version__
 from llmhost.api import admin, tools
+from llmhost.api.anthropic import api_router as anthropic
 from llmhost.api.chat import api_router as chat
 from llmhost.api.images import api_router as images
 from llmhost.api.images.queue import ImageQueue
+from llmhost.api.responses import api_router as responses
 from llmhost.auth import KeyCheck
 from llmhost.backends import create_backend
 from llmhost.backends.base import BackendFactory
@@ -100,6 +102,8 @@ def create_app(
     app.include_router(admin.router)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.include_router(chat.router)
+    app.include_router(responses.router)
+    app.include_router(anthropic.router)
     app.include_router(images.router)
     app.include_router(tools.router)
     return app

@@ -80,3 +80,29 @@ def test_open_routes_need_no_key() -> None:
     KeyCheck(KEY).require(request(), mode="none")  # no 401
     with pytest.raises(Unauthorized):
         KeyCheck(KEY).require(request(), mode="key")
+
+
+def keyed(x_api_key: str, authorization: str | None = None) -> Request:
+    headers = [(b"x-api-key", x_api_key.encode())]
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode()))
+    return Request({"type": "http", "method": "POST", "path": "/v1/messages", "headers": headers})
+
+
+@pytest.mark.parametrize("x_api_key", [KEY, f" {KEY} "])
+def test_the_key_as_x_api_key_passes(x_api_key: str) -> None:
+    """Anthropic's clients (the SDKs, Claude Code with ANTHROPIC_API_KEY) send it there."""
+    check = KeyCheck(KEY)
+    assert check.allows(keyed(x_api_key))
+    check.require(keyed(x_api_key))
+    assert check.allows(keyed(KEY, authorization="Bearer nope"))  # either header may carry it
+
+
+@pytest.mark.parametrize(
+    ("x_api_key", "message"),
+    [("", "Missing API key"), (f"{KEY}x", "Incorrect API key."), (KEY.upper(), "Incorrect API key.")],
+)
+def test_a_wrong_x_api_key_is_refused(x_api_key: str, message: str) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        KeyCheck(KEY).require(keyed(x_api_key))
+    assert caught.value.message.startswith(message)

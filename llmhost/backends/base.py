@@ -76,7 +76,7 @@ class Sleeper(Protocol):
 class ServingAnswer(Protocol):
     """A complete answer, or vLLM's ErrorResponse (already the OpenAI error envelope)."""
 
-    def model_dump(self) -> Any: ...
+    def model_dump(self, **kwargs: Any) -> Any: ...
 
 
 # What a serving call returns: one answer, or the stream's SSE events.
@@ -95,6 +95,23 @@ class CompletionServing(Protocol):
     async def create_completion(self, request: Any, raw_request: Any) -> ServingResult: ...
 
 
+class ResponsesServing(Protocol):
+    """vLLM's OpenAIServingResponses, as the API calls it: a stream is of vLLM's event
+    objects (each with its `type`), not yet SSE."""
+
+    async def create_responses(
+        self, request: Any, raw_request: Any
+    ) -> ServingAnswer | AsyncIterator[Any]: ...
+
+
+class MessagesServing(Protocol):
+    """vLLM's AnthropicServingMessages, as the API calls it (Anthropic's Messages API)."""
+
+    async def create_messages(self, request: Any, raw_request: Any) -> ServingResult: ...
+
+    async def count_tokens(self, request: Any, raw_request: Any) -> ServingAnswer: ...
+
+
 @runtime_checkable
 class LlmBackend(Backend, Protocol):
     """A loaded language model: the API hands it requests already validated with vLLM's
@@ -102,6 +119,8 @@ class LlmBackend(Backend, Protocol):
 
     chat: ChatServing
     completion: CompletionServing
+    responses: ResponsesServing
+    messages: MessagesServing
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@
 vLLM is imported inside `start` (in a worker thread), never at module import: the
 host must start in well under 2 s, and importing vLLM alone takes about 6 s.
 Chat templating, tool-call and reasoning parsing and SSE framing are vLLM's
-(`OpenAIServingChat`, `OpenAIServingCompletion`), exactly as `vllm serve` wires them.
+(`OpenAIServingChat`, `OpenAIServingCompletion`, `OpenAIServingResponses`,
+`AnthropicServingMessages`), exactly as `vllm serve` wires them.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class VllmBackend:
         self.models: Any = None
         self.chat: Any = None
         self.completion: Any = None
+        self.responses: Any = None
+        self.messages: Any = None
         # This engine's Prometheus collectors. vLLM unregisters the previous engine's
         # metrics from the global registry whenever a new engine starts, so we keep our
         # own references to each resident engine's (see llmhost.metrics).
@@ -139,10 +142,12 @@ class VllmBackend:
         return create_engine(self.route.model, self.route.model_ids, engine)
 
     async def _build_serving(self) -> None:
+        from vllm.entrypoints.anthropic.serving import AnthropicServingMessages
         from vllm.entrypoints.openai.chat_completion.serving import OpenAIServingChat
         from vllm.entrypoints.openai.completion.serving import OpenAIServingCompletion
         from vllm.entrypoints.openai.models.protocol import BaseModelPath
         from vllm.entrypoints.openai.models.serving import OpenAIServingModels
+        from vllm.entrypoints.openai.responses.serving import OpenAIServingResponses
         from vllm.renderers.chat_utils import load_chat_template
         from vllm.renderers.online_renderer import OnlineRenderer
 
@@ -172,24 +177,28 @@ class VllmBackend:
             "request_logger": None,
             "enable_prompt_tokens_details": serving.enable_prompt_tokens_details,
         }
-        self.chat = OpenAIServingChat(
-            engine,
-            self.models,
-            serving.response_role,
-            chat_template=template,
-            chat_template_content_format=serving.chat_template_content_format,
-            enable_auto_tools=serving.auto_tools,
-            tool_parser=serving.tool_parser,
-            reasoning_parser=serving.reasoning_parser or "",
-            **common,
-        )
+        templating: dict[str, Any] = {
+            "chat_template": template,
+            "chat_template_content_format": serving.chat_template_content_format,
+            "enable_auto_tools": serving.auto_tools,
+            "tool_parser": serving.tool_parser,
+            "reasoning_parser": serving.reasoning_parser or "",
+        }
+        self.chat = OpenAIServingChat(engine, self.models, serving.response_role, **templating, **common)
         self.completion = OpenAIServingCompletion(engine, self.models, **common)
+        # Stored responses live in this object (vLLM's in-memory store, only with
+        # VLLM_ENABLE_RESPONSES_API_STORE=1): they go with the engine at its unload.
+        # No tool server: the built-in tools (web search, code interpreter) are not served.
+        self.responses = OpenAIServingResponses(engine, self.models, **templating, **common)
+        self.messages = AnthropicServingMessages(
+            engine, self.models, serving.response_role, **templating, **common
+        )
 
     async def stop(self) -> None:
         await self._abandon_start()
         self._creating = None  # it holds the engine: let it go with the rest
         engine, self.engine = self.engine, None
-        self.chat = self.completion = self.models = None
+        self.chat = self.completion = self.responses = self.messages = self.models = None
         self.metric_collectors = []
         procs, self._procs = self._procs, None
         try:

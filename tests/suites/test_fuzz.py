@@ -42,7 +42,7 @@ class _Canned:
 
     payload: dict[str, Any]
 
-    def model_dump(self) -> dict[str, Any]:
+    def model_dump(self, **_: Any) -> dict[str, Any]:
         return self.payload
 
 
@@ -56,19 +56,30 @@ class _StubServing:
     async def create_completion(self, request: Any, raw_request: Any) -> _Canned:
         return self._answer("text_completion", request)
 
+    async def create_responses(self, request: Any, raw_request: Any) -> _Canned:
+        return self._answer("response", request)
+
+    async def create_messages(self, request: Any, raw_request: Any) -> _Canned:
+        return self._answer("message", request)
+
+    async def count_tokens(self, request: Any, raw_request: Any) -> _Canned:
+        self._backend.rec.served.append(f"count_tokens {self._backend.route.name}")
+        return _Canned({"input_tokens": 1})
+
     def _answer(self, kind: str, request: Any) -> _Canned:
         self._backend.rec.served.append(f"{kind} {self._backend.route.name}")
         return _Canned({"object": kind, "model": request.model, "choices": []})
 
 
 class ServingBackend(FakeBackend):
-    """FakeBackend plus stub `chat`/`completion` serving objects and an image `generate`."""
+    """FakeBackend plus stub serving objects (`chat`, `completion`, `responses`, `messages`)
+    and an image `generate`."""
 
     rec: ServingRecorder
 
     def __init__(self, route: RouteConfig, recorder: ServingRecorder) -> None:
         super().__init__(route, recorder)
-        self.chat = self.completion = _StubServing(self)
+        self.chat = self.completion = self.responses = self.messages = _StubServing(self)
 
     async def generate(self, job: ImageJob) -> ImageResult:
         self.rec.served.append(f"image {self.route.name}")

@@ -31,7 +31,14 @@ CATALOG = catalogs.catalog(catalogs.SECURITY)
 KEYED_NAMES = ["coder-fast", "chat-general", "vision-diffusion"]
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-LLM_ENDPOINTS = {"/v1/models", "/v1/chat/completions", "/v1/completions"}
+LLM_ENDPOINTS = {
+    "/v1/models",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+}
 IMAGE_ENDPOINTS = {"/generate", "/healthz", "/v1/images/generations"}
 
 
@@ -41,6 +48,10 @@ def _request(path: str, route: str | None) -> dict[str, Any]:
         return {"json": {"model": route or "coder-fast", **CHAT}}
     if path.endswith("/completions"):
         return {"json": {"model": route or "coder-fast", "prompt": "hi", "max_tokens": 4}}
+    if path.endswith("/responses"):
+        return {"json": {"model": route or "coder-fast", "input": "hi"}}
+    if path.endswith(("/messages", "/count_tokens")):
+        return {"json": {"model": route or "coder-fast", **CHAT}}
     if path.endswith("/images/generations"):
         return {"json": {"model": route or "vision-diffusion", "prompt": "a fox", "size": "64x64"}}
     if path.endswith("/generate"):
@@ -52,6 +63,16 @@ def _request(path: str, route: str | None) -> dict[str, Any]:
 
 # With the key these would act outside the app: re-read ./models.toml, call SearXNG.
 NOT_CALLED_WITH_THE_KEY = ("/admin/", "/tools/")
+# Answered with the key, but not a 200: stored responses are not served (501).
+NOT_SERVED = {"/v1/responses/{response_id}", "/openai/v1/responses/{response_id}"}
+
+
+def _auth_error(path: str, body: Any) -> tuple[str, str | None]:
+    """(type, code) of a 401: OpenAI's envelope, or Anthropic's shape on its paths (no code)."""
+    if path.endswith(("/messages", "/count_tokens")):
+        assert body["type"] == "error"
+        return body["error"]["type"], "invalid_api_key"
+    return body["error"]["type"], body["error"]["code"]
 
 
 def endpoints(catalog: Catalog) -> list[tuple[str, str, str | None]]:
@@ -91,7 +112,8 @@ WRONG_KEYS = {
     "other-scheme": {"Authorization": f"Basic {KEY}"},
     "no-scheme": {"Authorization": KEY},
     "empty-bearer": {"Authorization": "Bearer "},
-    "other-header": {"X-Api-Key": KEY},
+    "wrong-x-api-key": {"X-Api-Key": "nope"},
+    "other-header": {"Api-Key": KEY},
 }
 
 
@@ -133,18 +155,21 @@ async def test_every_keyed_endpoint_refuses_a_missing_or_wrong_key() -> None:
                     assert response.status_code != 401, where
                     continue
                 assert response.status_code == 401, (where, response.status_code, response.text)
-                error = response.json()["error"]
-                assert (error["type"], error["code"]) == ("authentication_error", "invalid_api_key"), where
+                error = _auth_error(path, response.json())
+                assert error == ("authentication_error", "invalid_api_key"), where
                 assert KEY not in response.text and "nope" not in response.text, where
                 assert len(recorder.served) == served_before, f"{where} reached the backend"
             if path.startswith(NOT_CALLED_WITH_THE_KEY):
                 continue
             served = await client.request(method, path, headers=GOOD, **request)
-            assert served.status_code == 200, (method, path, served.text)
+            expected = 501 if path.removesuffix("/cancel") in NOT_SERVED else 200
+            assert served.status_code == expected, (method, path, served.text)
+            as_x_api_key = await client.request(method, path, headers={"x-api-key": KEY}, **request)
+            assert as_x_api_key.status_code == expected, (method, path, "Anthropic's key header")
             lowercase = await client.request(
                 method, path, headers={"authorization": f"bearer {KEY}"}, **request
             )
-            assert lowercase.status_code == 200, (method, path, "the scheme is case-insensitive")
+            assert lowercase.status_code == expected, (method, path, "the scheme is case-insensitive")
     assert recorder.served, "with the key, requests were served"
 
 
@@ -160,7 +185,8 @@ async def test_without_a_configured_key_everything_is_open() -> None:
             if path.startswith(NOT_CALLED_WITH_THE_KEY):
                 continue
             response = await client.request(method, path, **_request(path, route))
-            assert response.status_code == 200, (method, path, response.text)
+            expected = 501 if path.removesuffix("/cancel") in NOT_SERVED else 200
+            assert response.status_code == expected, (method, path, response.text)
 
 
 async def test_the_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
