@@ -1,4 +1,4 @@
-"""The shipped models.toml fits a 16 GB card (issue 11, "Done when").
+"""The shipped models.toml fits a 16 GB card (issues 11 and 21, "Done when" / "What it must show").
 
 A fake Hugging Face cache is built in tmp_path with, per shipped checkpoint, its real
 architecture (tests/fixtures/ and tests/fixtures/shipped/: config.json, SD 3.5 Medium's
@@ -8,10 +8,11 @@ estimated against that cache, in-process and through `llmhost check --gpu-memory
 
 Sizes, and where they come from (the Hub's file listings; GB = 10^9 bytes):
 
-* [coder] Qwen/Qwen2.5-Coder-7B-Instruct-AWQ: two shards, 4.00 GB + 1.57 GB (5.57 GB);
-  same architecture as Qwen2.5-7B-Instruct, whose AWQ repository has the same two sizes.
-* [chat] hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4 at the pinned commit
-  261cc461: model-00001-of-00002 4.68 GB, model-00002-of-00002 1.05 GB (5.73 GB).
+* [coder] Qwen/Qwen2.5-Coder-7B-Instruct-GPTQ-Int8 at the pinned commit bcd6406: shards of
+  3.98 GB + 3.79 GB + 1.09 GB (8.86 GB).
+* [chat] RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8-dynamic at the pinned commit 0906e2c:
+  5 GB + 4.08 GB (9.08 GB).
+* [agent] Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8 (main): 3.98 GB + 3.79 GB + 1.09 GB.
 * [general] RedHatAI/DeepSeek-R1-Distill-Qwen-7B-quantized.w4a16: no confirmed file size,
   so the index's total_size is computed from the architecture (compressed-tensors
   "pack-quantized", symmetric int4 in groups of 128: int32 weight_packed [out, in/8], bf16
@@ -19,7 +20,10 @@ Sizes, and where they come from (the Hub's file listings; GB = 10^9 bytes):
   recipe), norms and biases in bf16). Cross-check: the model page says "Model size 1.96B
   params, tensor types BF16, I64, I32" (stored elements, packed int32 counted once).
 * [coderslow] TechxGenus/DeepSeek-Coder-V2-Lite-Instruct-AWQ: 5 GB + 4.09 GB (9.09 GB).
-* [agent] Qwen/Qwen2.5-7B-Instruct-AWQ: 4.00 GB + 1.57 GB (tests/fixtures/README.md).
+* The 4-bit set models.toml documents for policy "fit": Qwen/Qwen2.5-Coder-7B-Instruct-AWQ
+  at 3f08fd7 (4 GB + 1.57 GB, 7 commits, the listing of that commit),
+  hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4 at 261cc461 (4.68 GB + 1.05 GB),
+  Qwen/Qwen2.5-7B-Instruct-AWQ (4 GB + 1.57 GB, tests/fixtures/README.md).
 * [vision] stabilityai/stable-diffusion-3.5-medium, float16 (parameters x 2 bytes; counts
   from docs/vision.md's table, built from the model's configs, which match the file
   listing's sizes in brackets): transformer 2.243 B + 0.226 B position-embedding buffer
@@ -42,7 +46,14 @@ from typing import Any
 import pytest
 
 from llmhost.config import RouteConfig, load_catalog
-from llmhost.estimate import GIB, TIGHT_FRACTION, RouteEstimate, estimate_route, verdict
+from llmhost.estimate import (
+    GIB,
+    TIGHT_FRACTION,
+    RouteEstimate,
+    estimate_route,
+    resident_together,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models.toml"
@@ -137,6 +148,32 @@ def w4a16_tensors(c: dict[str, Any]) -> tuple[int, int]:
     return layers * per_layer_bytes + dense * 2, layers * per_layer_elems + dense
 
 
+def gptq_bytes(c: dict[str, Any]) -> tuple[int, int]:
+    """AutoGPTQ, symmetric, groups: per linear qweight int32 [in*bits/32, out], qzeros int32
+    [in/g, out*bits/32], scales fp16 [in/g, out], g_idx int32 [in]; the rest fp16 (Qwen2,
+    qkv biases). Returns the checkpoint's bytes and what vLLM's Marlin path drops from it
+    at load (g_idx, and qzeros of a symmetric checkpoint)."""
+    h, layers, vocab = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    q = c["quantization_config"]
+    bits, g = q["bits"], q["group_size"]
+    kv_out = c["num_key_value_heads"] * h // c["num_attention_heads"]
+    quant = dropped = 0
+    for i, o in _linears(c):
+        qzeros, g_idx = (i // g) * o * bits // 8, 4 * i
+        quant += i * o * bits // 8 + qzeros + (i // g) * o * 2 + g_idx
+        dropped += qzeros + g_idx
+    rest = (h + 2 * kv_out) * 2 + 2 * h * 2
+    return int(layers * (quant + rest) + 2 * vocab * h * 2 + h * 2), layers * dropped
+
+
+def fp8_dynamic_bytes(c: dict[str, Any]) -> int:
+    """llm-compressor FP8_DYNAMIC (Llama: no biases): per linear an fp8 weight and a bf16
+    per-channel scale; embeddings, lm_head (ignored) and norms in bf16."""
+    h, layers, vocab = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    per_layer = sum(i * o + 2 * o for i, o in _linears(c)) + 2 * h * 2
+    return int(layers * per_layer + 2 * vocab * h * 2 + h * 2)
+
+
 # ---- the fake cache -------------------------------------------------------------------------
 
 SD35_PARAMS = {  # docs/vision.md's component table (parameters, float16 on disk)
@@ -146,78 +183,88 @@ SD35_PARAMS = {  # docs/vision.md's component table (parameters, float16 on disk
     "text_encoder_3": 4_762_000_000,
     "vae": 84_000_000,
 }
+GPTQ_INT8_SHARDS = (3_980_000_000, 3_790_000_000, 1_090_000_000)
+AWQ_QWEN_SHARDS = (4_000_000_000, 1_570_000_000)
+
+# Every language checkpoint of both sets: repository -> (config.json's directory, shards).
+CHECKPOINTS: dict[str, tuple[Path, tuple[int, ...]]] = {
+    "Qwen/Qwen2.5-Coder-7B-Instruct-GPTQ-Int8": (
+        NEW / "qwen2.5-coder-7b-instruct-gptq-int8",
+        GPTQ_INT8_SHARDS,
+    ),
+    "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8-dynamic": (
+        NEW / "llama-3.1-8b-instruct-fp8-dynamic",
+        (5_000_000_000, 4_080_000_000),
+    ),
+    "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int8": (NEW / "qwen2.5-7b-instruct-gptq-int8", GPTQ_INT8_SHARDS),
+    "TechxGenus/DeepSeek-Coder-V2-Lite-Instruct-AWQ": (
+        NEW / "deepseek-coder-v2-lite-instruct-awq",
+        (5_000_000_000, 4_090_000_000),
+    ),
+    "Qwen/Qwen2.5-Coder-7B-Instruct-AWQ": (NEW / "qwen2.5-coder-7b-instruct-awq", AWQ_QWEN_SHARDS),
+    "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4": (
+        NEW / "llama-3.1-8b-instruct-awq-int4",
+        (4_680_000_000, 1_050_000_000),
+    ),
+    "Qwen/Qwen2.5-7B-Instruct-AWQ": (FIXTURES / "qwen2.5-7b-instruct-awq", AWQ_QWEN_SHARDS),
+}
+GENERAL = NEW / "deepseek-r1-distill-qwen-7b-w4a16"
+
+# The 4-bit checkpoints models.toml documents for policy "fit": route -> (model, revision).
+FOUR_BIT = {
+    "coder": ("Qwen/Qwen2.5-Coder-7B-Instruct-AWQ", "3f08fd7343ed74290e875bd830961b92b0d62da5"),
+    "chat": (
+        "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+        "261cc461c887d52db3ba7f11e98c10615a6ab3a7",
+    ),
+    "agent": ("Qwen/Qwen2.5-7B-Instruct-AWQ", None),
+}
+
+
+def four_bit(routes: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+    """The shipped routes with the 4-bit checkpoints for coder, chat and agent."""
+    swapped = dict(routes)
+    for name, (model, revision) in FOUR_BIT.items():
+        engine = {k: v for k, v in routes[name].engine.items() if k != "revision"}
+        engine["quantization"] = "awq"
+        if revision:
+            engine["revision"] = revision
+        swapped[name] = routes[name].model_copy(update={"model": model, "engine": engine})
+    return swapped
 
 
 def build_cache(hub: Path, routes: dict[str, RouteConfig]) -> None:
-    def rev(name: str) -> str | None:
-        value = routes[name].engine.get("revision")
-        return str(value) if value else None
-
-    coder = NEW / "qwen2.5-coder-7b-instruct-awq"
-    snapshot(
-        hub,
-        routes["coder"].model,
-        rev("coder"),
-        {
-            "config.json": (coder / "config.json").read_bytes(),
-            "model-00001-of-00002.safetensors": 4_000_000_000,
-            "model-00002-of-00002.safetensors": 1_570_000_000,
-        },
-    )
-    chat = NEW / "llama-3.1-8b-instruct-awq-int4"
-    snapshot(
-        hub,
-        routes["chat"].model,
-        rev("chat"),
-        {
-            "config.json": (chat / "config.json").read_bytes(),
-            "model-00001-of-00002.safetensors": 4_680_000_000,
-            "model-00002-of-00002.safetensors": 1_050_000_000,
-        },
-    )
-    general = NEW / "deepseek-r1-distill-qwen-7b-w4a16"
-    total, _ = w4a16_tensors(config(general))
+    revisions = {r.model: r.engine.get("revision") for r in routes.values() if r.kind == "llm"}
+    revisions |= {model: revision for model, revision in FOUR_BIT.values()}
+    for repo, (where, shards) in CHECKPOINTS.items():
+        files: dict[str, bytes | int] = {"config.json": (where / "config.json").read_bytes()}
+        for n, size in enumerate(shards, 1):
+            files[f"model-{n:05d}-of-{len(shards):05d}.safetensors"] = size
+        revision = revisions.get(repo)
+        snapshot(hub, repo, str(revision) if revision else None, files)
+    total, _ = w4a16_tensors(config(GENERAL))
     index = {"metadata": {"total_size": total}, "weight_map": {}}
+    general = routes["general"]
+    revision = general.engine.get("revision")
     snapshot(
         hub,
-        routes["general"].model,
-        rev("general"),
+        general.model,
+        str(revision) if revision else None,
         {
-            "config.json": (general / "config.json").read_bytes(),
+            "config.json": (GENERAL / "config.json").read_bytes(),
             "model.safetensors.index.json": json.dumps(index).encode(),
             # Two shards whose sizes are not published: the index's total is what counts.
             "model-00001-of-00002.safetensors": 4_000_000_000,
             "model-00002-of-00002.safetensors": total - 4_000_000_000,
         },
     )
-    coderslow = NEW / "deepseek-coder-v2-lite-instruct-awq"
-    snapshot(
-        hub,
-        routes["coderslow"].model,
-        rev("coderslow"),
-        {
-            "config.json": (coderslow / "config.json").read_bytes(),
-            "model-00001-of-00002.safetensors": 5_000_000_000,
-            "model-00002-of-00002.safetensors": 4_090_000_000,
-        },
-    )
-    snapshot(
-        hub,
-        routes["agent"].model,
-        rev("agent"),
-        {
-            "config.json": (FIXTURES / "qwen2.5-7b-instruct-awq" / "config.json").read_bytes(),
-            "model-00001-of-00002.safetensors": 4_000_000_000,
-            "model-00002-of-00002.safetensors": 1_570_000_000,
-        },
-    )
     sd = NEW / "sd3.5-medium"
-    files: dict[str, bytes | int] = {
+    sd_files: dict[str, bytes | int] = {
         name: (sd / name).read_bytes()
         for name in ("model_index.json", "transformer/config.json", "text_encoder_3/config.json")
     }
     p = SD35_PARAMS
-    files |= {
+    sd_files |= {
         "transformer/diffusion_pytorch_model.safetensors": 2 * p["transformer"],
         "text_encoder/model.safetensors": 2 * p["text_encoder"],
         "text_encoder_2/model.safetensors": 2 * p["text_encoder_2"],
@@ -230,8 +277,7 @@ def build_cache(hub: Path, routes: dict[str, RouteConfig]) -> None:
         "text_encoders/t5xxl_fp16.safetensors": 9_790_000_000,
         "text_encoders/clip_g.safetensors": 1_390_000_000,
     }
-    pipe = routes["vision"].pipeline
-    snapshot(hub, routes["vision"].model, pipe.revision, files)
+    snapshot(hub, routes["vision"].model, routes["vision"].pipeline.revision, sd_files)
 
 
 @pytest.fixture(scope="module")
@@ -248,11 +294,16 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, RouteCo
 
 def test_placeholder_sizes_match_the_architectures() -> None:
     """The published sizes used below agree with each architecture's own arithmetic."""
+    for name in ("qwen2.5-coder-7b-instruct-gptq-int8", "qwen2.5-7b-instruct-gptq-int8"):
+        total, _ = gptq_bytes(config(NEW / name))
+        assert abs(total - 8.86 * GB) / (8.86 * GB) < 0.002, name
+    fp8 = fp8_dynamic_bytes(config(NEW / "llama-3.1-8b-instruct-fp8-dynamic"))
+    assert abs(fp8 - 9.08 * GB) / (9.08 * GB) < 0.002
     qwen = awq_gemm_bytes(config(NEW / "qwen2.5-coder-7b-instruct-awq"), qkv_bias=True)
     assert abs(qwen - 5.57 * GB) / (5.57 * GB) < 0.005
     llama = awq_gemm_bytes(config(NEW / "llama-3.1-8b-instruct-awq-int4"), qkv_bias=False)
     assert abs(llama - 5.73 * GB) / (5.73 * GB) < 0.005
-    total, elements = w4a16_tensors(config(NEW / "deepseek-r1-distill-qwen-7b-w4a16"))
+    total, elements = w4a16_tensors(config(GENERAL))
     assert round(elements / 1e9, 2) == 1.96  # the model page's "1.96B params"
     assert 5.5 * GB < total < 5.6 * GB
     # docs/vision.md's float16 totals: 6.28 GiB without T5, 17.03 GiB with it (its `wo`
@@ -262,28 +313,35 @@ def test_placeholder_sizes_match_the_architectures() -> None:
     assert round((no_t5 + 2 * SD35_PARAMS["text_encoder_3"] + 24 * 10240 * 4096 * 2) / GIB, 2) == 17.03
 
 
+def test_models_toml_documents_the_four_bit_set() -> None:
+    """The checkpoints this file tests as the policy "fit" set are the ones models.toml names."""
+    text = SHIPPED.read_text()
+    for model, revision in FOUR_BIT.values():
+        assert model in text and (revision is None or revision in text), model
+
+
 def row(name: str, model: str, est: RouteEstimate, spare: int | None) -> str:
     def gib(value: int | None) -> str:
         return "-" if value is None else f"{value / GIB:6.2f}"
 
     word = verdict(est.need_bytes, CARD)
     return (
-        f"{name:<12} {model:<52} {gib(est.weights_bytes)} {gib(est.kv_cache_bytes)} "
-        f"{gib(est.overhead_bytes)} {gib(est.need_bytes)} {word:<13} {gib(spare)}"
+        f"{name:<12} {model:<50} {est.precision or '-':<19} {gib(est.weights_bytes)} "
+        f"{gib(est.kv_cache_bytes)} {gib(est.overhead_bytes)} {gib(est.need_bytes)} {word:<13} {gib(spare)}"
     )
 
 
-def test_every_shipped_route_fits_a_16_gb_card(shipped: tuple[dict[str, RouteConfig], Path]) -> None:
-    routes, hf_home = shipped
-    hub = hf_home / "hub"
+def fit_table(
+    routes: dict[str, RouteConfig], hub: Path
+) -> tuple[list[str], list[str], dict[str, RouteEstimate]]:
+    """Each route's estimate on the card, as a printed table; and the routes that fail."""
     lines = [
-        f"Shipped models.toml on {CARD / GIB:.2f} GiB (fits <= {TIGHT_FRACTION * CARD / GIB:.2f} GiB); "
-        f"spare = card - desktop {DESKTOP / GIB:.1f}"
-        f" (- host CUDA context {HOST_CONTEXT / GIB:.1f} for LLMs) - need",
-        f"{'ROUTE':<12} {'MODEL':<52} {'WEIGHTS':>6} {'KV':>6} {'OVERHD':>6} {'NEED':>6} "
-        f"{'VERDICT':<13} {'SPARE':>6}  (GiB)",
+        f"On {CARD / GIB:.2f} GiB (fits <= {TIGHT_FRACTION * CARD / GIB:.2f} GiB); spare = card - desktop "
+        f"{DESKTOP / GIB:.1f} (- host CUDA context {HOST_CONTEXT / GIB:.1f} for LLMs) - need",
+        f"{'ROUTE':<12} {'MODEL':<50} {'PRECISION':<19} {'WEIGHT':>6} {'KV':>6} {'OVERHD':>6} "
+        f"{'NEED':>6} {'VERDICT':<13} {'SPARE':>6}  (GiB)",
     ]
-    failures = []
+    failures, estimates = [], {}
     for name, route in routes.items():
         est = estimate_route(route, cache_dir=hub)
         assert est.unknown_reason is None, (name, est.unknown_reason)
@@ -294,19 +352,68 @@ def test_every_shipped_route_fits_a_16_gb_card(shipped: tuple[dict[str, RouteCon
         others = DESKTOP + (HOST_CONTEXT if route.kind == "llm" else 0)
         spare = CARD - others - est.need_bytes
         lines.append(row(name, route.model, est, spare))
+        estimates[name] = est
         if verdict(est.need_bytes, CARD) != "fits" or spare < 0:
             failures.append(name)
-    print("\n" + "\n".join(lines))
+    return lines, failures, estimates
+
+
+def test_every_shipped_route_fits_a_16_gb_card(shipped: tuple[dict[str, RouteConfig], Path]) -> None:
+    routes, hf_home = shipped
+    lines, failures, _ = fit_table(routes, hf_home / "hub")
+    print("\nShipped models.toml (8-bit coder, chat, agent)\n" + "\n".join(lines))
     assert failures == []
 
 
+# A "24 GB" card (RTX 3090/4090): 24,576 MiB less what the driver keeps, as NVML reports it.
+CARD_24 = int(23.99 * GIB)
+PAIRS = (("coder", "chat"), ("coder", "agent"), ("chat", "agent"))
+
+
+def together(estimates: dict[str, RouteEstimate], card: int) -> list[tuple[str, ...]]:
+    return resident_together({n: e.need_bytes for n, e in estimates.items()}, card)
+
+
+def test_which_routes_fit_together_in_each_set(shipped: tuple[dict[str, RouteConfig], Path]) -> None:
+    """Policy "fit" keeps models side by side. On 16 GB no two routes of either set do at
+    the shipped contexts (one engine is already 8-12 GiB with its ~2 GiB of CUDA context,
+    graphs and activations); on 24 GB the 4-bit set pairs any two of coder, chat and agent,
+    which the 8-bit set cannot: that is why the 4-bit checkpoints stay documented for "fit"."""
+    routes, hf_home = shipped
+    hub = hf_home / "hub"
+    _, _, eight = fit_table(routes, hub)
+    lines, failures, four = fit_table(four_bit(routes), hub)
+    assert failures == []  # every 4-bit route fits alone too
+    assert {four[n].precision for n in FOUR_BIT} == {"int4 W4A16 (AWQ)"}
+    report = ["4-bit set for policy fit", *lines]
+    for label, card in (("16 GB", CARD), ("24 GB", CARD_24)):
+        for name, estimates in (("8-bit", eight), ("4-bit", four)):
+            groups = together(estimates, card)
+            sums = [
+                f"{' + '.join(g)} {sum(estimates[n].need_bytes or 0 for n in g) / GIB:.2f}" for g in groups
+            ]
+            report.append(f"{label} card ({card / GIB:.2f} GiB), {name} set: {'; '.join(sums) or 'none'}")
+    print("\n" + "\n".join(report))
+    assert together(eight, CARD) == [] and together(four, CARD) == []
+    pairs_8 = {frozenset(g) for g in together(eight, CARD_24)}
+    pairs_4 = {frozenset(g) for g in together(four, CARD_24)}
+    for pair in map(frozenset, PAIRS):
+        assert any(pair <= g for g in pairs_4) and not any(pair <= g for g in pairs_8), sorted(pair)
+
+
 def test_the_weights_read_are_the_published_ones(shipped: tuple[dict[str, RouteConfig], Path]) -> None:
+    """The published file sizes, less what vLLM drops at load (GPTQ's g_idx and zeros)."""
     routes, hf_home = shipped
     hub = hf_home / "hub"
     weights = {name: estimate_route(r, cache_dir=hub).weights_bytes for name, r in routes.items()}
-    total, _ = w4a16_tensors(config(NEW / "deepseek-r1-distill-qwen-7b-w4a16"))
-    assert weights["coder"] == weights["agent"] == 5_570_000_000
-    assert weights["chat"] == 5_730_000_000
+    for name, fixture in (
+        ("coder", "qwen2.5-coder-7b-instruct-gptq-int8"),
+        ("agent", "qwen2.5-7b-instruct-gptq-int8"),
+    ):
+        _, dropped = gptq_bytes(config(NEW / fixture))
+        assert weights[name] == sum(GPTQ_INT8_SHARDS) - dropped, name
+    assert weights["chat"] == 9_080_000_000  # FP8-dynamic: on the GPU as stored
+    total, _ = w4a16_tensors(config(GENERAL))
     assert weights["general"] == total
     assert weights["coderslow"] == 9_090_000_000
     p = SD35_PARAMS
@@ -372,3 +479,10 @@ def test_llmhost_check_says_fits_or_tight_for_every_route(
     assert set(seen) == set(routes)
     for line in seen.values():
         assert line.endswith(("  fits", "  tight")), line
+    assert seen["coder"].split()[1:4] == ["int8", "W8A16", "(GPTQ)"]
+    assert seen["chat"].split()[1:3] == ["fp8", "W8A8"]
+    # The shipped file is "exclusive"; check still says what "fit" would keep together.
+    assert (
+        'Can stay resident together under policy "fit" (this file: "exclusive"): no two routes'
+        in result.stdout
+    )

@@ -66,15 +66,18 @@ def render(
             for row in rows
         ),
     ]
-    if policy == "fit":
-        groups = resident_together({n: e.need_bytes for n, e in estimates.items()}, gpu_bytes)
-        if groups:
-            lines.append("Can stay resident together (policy fit):")
-            for group in groups:
-                total = sum(estimates[n].need_bytes or 0 for n in group)
-                lines.append(f"  {' + '.join(group)}: {total / GIB:.2f} GiB")
-        else:
-            lines.append("Can stay resident together (policy fit): no two routes fit side by side.")
+    # Which routes could stay loaded side by side: what policy "fit" does; under "exclusive"
+    # it says what switching the policy would buy (one engine process each, so each need
+    # counts its own CUDA context).
+    label = 'under policy "fit"' + ("" if policy == "fit" else f' (this file: "{policy}")')
+    groups = resident_together({n: e.need_bytes for n, e in estimates.items()}, gpu_bytes)
+    if groups:
+        lines.append(f"Can stay resident together {label}:")
+        for group in groups:
+            total = sum(estimates[n].need_bytes or 0 for n in group)
+            lines.append(f"  {' + '.join(group)}: {total / GIB:.2f} GiB")
+    else:
+        lines.append(f"Can stay resident together {label}: no two routes fit side by side.")
     return "\n".join(lines)
 
 
