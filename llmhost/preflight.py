@@ -55,8 +55,11 @@ def problem(route: RouteConfig, *, offline_cache: bool = True) -> str | None:
 
 
 def config_problems(catalog: Catalog) -> list[str]:
-    """What `check` and a reload refuse: local paths that do not exist, malformed ids."""
-    found = (problem(route, offline_cache=False) for route in catalog.routes.values())
+    """What `check` and a reload refuse: local paths that do not exist, malformed ids, and
+    embedding or rerank routes whose model vLLM cannot pool (llmhost.pooling_check)."""
+    from llmhost import pooling_check
+
+    found = (problem(r, offline_cache=False) or pooling_check.problem(r) for r in catalog.routes.values())
     return [p for p in found if p is not None]
 
 

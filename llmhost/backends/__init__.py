@@ -12,6 +12,8 @@ from llmhost.config import HostConfig, RouteConfig
 REGISTRY: dict[str, str] = {
     "llm": "llmhost.backends.vllm:VllmBackend",
     "diffusion": "llmhost.backends.diffusion:DiffusionBackend",
+    "embedding": "llmhost.backends.vllm_pooling:VllmPoolingBackend",
+    "rerank": "llmhost.backends.vllm_pooling:VllmPoolingBackend",
 }
 
 

@@ -36,6 +36,10 @@ RESERVED_ROUTE_NAMES = frozenset(
     }
 )
 _ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Route kinds served by a vLLM engine: "llm" generates (chat, completions); "embedding" and
+# "rerank" run vLLM's pooling runner (`runner="pooling"`) for /v1/embeddings and /v1/rerank.
+POOLING_KINDS = frozenset({"embedding", "rerank"})
+VLLM_KINDS = frozenset({"llm"}) | POOLING_KINDS
 # `vllm serve` flags that are [serving] keys here, under another name.
 _SERVING_RENAMES = {"tool_call_parser": "tool_parser", "enable_auto_tool_choice": "enable_auto_tools"}
 
@@ -101,7 +105,7 @@ class PipelineConfig(Frozen):
 
 class RouteConfig(Frozen):
     name: str
-    kind: Literal["llm", "diffusion"]
+    kind: Literal["llm", "diffusion", "embedding", "rerank"]
     model: str = Field(min_length=1)
     served_names: tuple[str, ...] = ()
     auth: Literal["key", "none"] | None = None  # default: "key" for llm, "none" for diffusion
@@ -151,7 +155,7 @@ class RouteConfig(Frozen):
         """Keys and values against vLLM's AsyncEngineArgs, read from its source; "32k"-style
         sizes become integers, as vLLM's command line reads them. Every problem is reported
         (see llmhost.config.explain); without vLLM installed only the route's own rules apply."""
-        if info.data.get("kind") != "llm":
+        if info.data.get("kind") not in VLLM_KINDS:
             return engine
         problems: list[tuple[str, str]] = []
         for key in ("model", "served_model_name"):
@@ -178,11 +182,40 @@ class RouteConfig(Frozen):
             raise ValueError("[engine] is for llm routes; a diffusion route takes [pipeline]")
         if self.kind == "diffusion" and self.standby != "off":
             raise ValueError('standby = "sleep" is for llm routes (vLLM\'s sleep mode); pipelines unload')
+        if self.kind in POOLING_KINDS:
+            self._pooling_rules()
         if "enable_sleep_mode" in self.engine:
             raise ValueError(
                 'enable_sleep_mode: not set here; standby = "sleep" turns it on where the GPU supports it'
             )
         return self
+
+    def _pooling_rules(self) -> None:
+        # The kind picks vLLM's runner; standby's probe generates text, which a pooling
+        # engine cannot; [serving] configures chat templating and parsers, which it has none of.
+        runner = self.engine.get("runner", "pooling")
+        if runner not in ("pooling", "auto"):
+            raise ValueError(
+                f'runner: kind = "{self.kind}" runs vLLM\'s pooling runner; '
+                f'leave runner out (it is "pooling"), or use kind = "llm" to generate'
+            )
+        if self.standby != "off":
+            raise ValueError(f'standby = "sleep" is for llm routes; a {self.kind} route unloads')
+        parsers = [k for k in ("tool_parser", "reasoning_parser") if getattr(self.serving, k)]
+        if parsers:
+            raise ValueError(
+                f"[serving] {', '.join(parsers)}: for llm routes; a {self.kind} route generates no text"
+            )
+
+    @property
+    def runs_vllm(self) -> bool:
+        """Whether a vLLM engine serves this route (llm, embedding and rerank routes)."""
+        return self.kind in VLLM_KINDS
+
+    @property
+    def pooling(self) -> bool:
+        """Whether the route runs vLLM's pooling runner (embedding and rerank routes)."""
+        return self.kind in POOLING_KINDS
 
     @property
     def auth_mode(self) -> Literal["key", "none"]:
@@ -202,8 +235,8 @@ class RouteConfig(Frozen):
 
     @property
     def memory_is_auto(self) -> bool:
-        """Whether the host sizes this route's GPU memory itself (llm routes by default)."""
-        return self.memory_gib == "auto" or (self.memory_gib is None and self.kind == "llm")
+        """Whether the host sizes this route's GPU memory itself (vLLM routes by default)."""
+        return self.memory_gib == "auto" or (self.memory_gib is None and self.runs_vllm)
 
     @property
     def memory_bytes(self) -> int | None:

@@ -126,7 +126,7 @@ class ModelManager:
         slots = [
             s
             for s in self.slots.values()
-            if s.route.kind == "llm" and s.route.memory_is_auto and s.estimated_bytes is None
+            if s.route.runs_vllm and s.route.memory_is_auto and s.estimated_bytes is None
         ]
         slots = [s for s in slots if not s.estimate_pending]
         if not slots:

@@ -54,7 +54,7 @@ def engine_budget(
     `reserve_bytes` stays free under "auto" sizing: room for what engines that will sleep
     later keep on the GPU while asleep (docs/standby.md), so this engine can still wake
     beside them."""
-    if route.kind != "llm":
+    if not route.runs_vllm:
         return EngineBudget(None, None, "not a vLLM engine")
     if "gpu_memory_utilization" in route.engine:
         share = float(route.engine["gpu_memory_utilization"])
@@ -128,7 +128,7 @@ def need_bytes(
     fixed = route.memory_bytes
     if fixed is not None:
         return fixed
-    if route.kind == "llm" and "gpu_memory_utilization" in route.engine:
+    if route.runs_vllm and "gpu_memory_utilization" in route.engine:
         if total_bytes is None:
             return None
         return int(float(route.engine["gpu_memory_utilization"]) * total_bytes)

@@ -20,7 +20,8 @@ with a real model; see ``_nudge``.
 
 Builds are cached and atomic (``cache``); one module per job: ``tokenizer`` (with
 ``chat_template.jinja``), ``llm``, ``sd3``, ``models`` (the set and its engine
-arguments), ``cli``.
+arguments), ``pooling`` (an embedder and a cross-encoder for embedding and rerank
+routes), ``cli``.
 
 Heavy libraries are imported inside the functions only: importing this module is cheap.
 
@@ -31,6 +32,7 @@ from llmhost.tiny_models.cache import MARKER_NAME, RECIPE_VERSION, default_cache
 from llmhost.tiny_models.cli import main
 from llmhost.tiny_models.llm import build_tiny_llm
 from llmhost.tiny_models.models import TinyModels, ensure_tiny_models, tiny_engine_args
+from llmhost.tiny_models.pooling import TinyPoolingModels, ensure_tiny_pooling_models
 from llmhost.tiny_models.sd3 import build_tiny_sd3
 from llmhost.tiny_models.tokenizer import (
     CHAT_TEMPLATE,
@@ -49,10 +51,12 @@ __all__ = [
     "RECIPE_VERSION",
     "SPECIAL_TOKENS",
     "TinyModels",
+    "TinyPoolingModels",
     "build_tiny_llm",
     "build_tiny_sd3",
     "default_cache_dir",
     "ensure_tiny_models",
+    "ensure_tiny_pooling_models",
     "main",
     "tiny_engine_args",
 ]

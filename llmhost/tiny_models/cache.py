@@ -39,6 +39,10 @@ _BUILD_OUTPUT_NAMES = frozenset(
         "tokenizer_config.json",
         "chat_template.jinja",
         "special_tokens_map.json",
+        "modules.json",  # the tiny embedder's sentence-transformers files
+        "sentence_bert_config.json",
+        "1_Pooling",
+        "2_Normalize",
         "model_index.json",
         "scheduler",
         "text_encoder",
