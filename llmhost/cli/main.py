@@ -38,9 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     status.set_defaults(func=cmd_status)
 
-    pull = sub.add_parser("pull", help="download the weights of routes into the cache (HF_HOME)")
+    pull = sub.add_parser("pull", help="download the files routes load into the cache serve reads (HF_HOME)")
     pull.add_argument("routes", nargs="*", metavar="ROUTE", help="routes to fetch (default: all)")
     pull.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")
+    pull.add_argument("--dry-run", action="store_true", help="list the files and sizes; fetch nothing")
     pull.set_defaults(func=cmd_pull)
 
     reload = sub.add_parser("reload", help="make a running host re-read models.toml")

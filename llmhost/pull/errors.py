@@ -1,52 +1,28 @@
-"""`llmhost pull`: put the weights of configured routes into the Hugging Face cache ahead of use.
+"""The one-line messages of `llmhost pull` (and `llmhost check --online`) for a Hub failure.
 
-A first request should not wait for a 15 GB download. Failures get one line naming the
-model and what to do: a gated model without HF_TOKEN, a licence not yet accepted, a
-typo, no network.
+Failures get one line naming the model and what to do: a gated model without HF_TOKEN,
+a licence not yet accepted, a typo, a revision that does not exist, no network.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from pathlib import Path
-
-from llmhost.config import Catalog, RouteConfig
-
-# The original/ folders of Meta's repos hold a second, consolidated copy of the weights
-# (16 GB for Llama 3.1 8B) that vLLM never reads.
-LLM_IGNORE = ["original/*", "*.pth"]
 
 
 class PullError(Exception):
     """A route's weights could not be fetched; the message says what to do."""
 
 
-def select(catalog: Catalog, names: Iterable[str]) -> list[RouteConfig]:
-    names = list(names)
-    unknown = [n for n in names if n not in catalog.routes]
-    if unknown:
-        raise PullError(f"no route named {', '.join(unknown)}; routes: {', '.join(catalog.routes)}")
-    return [catalog.routes[n] for n in names] if names else list(catalog.routes.values())
+def _unreachable_errors() -> tuple[type[Exception], ...]:
+    from huggingface_hub import errors
 
-
-def pull_route(route: RouteConfig, token: str | None) -> str:
-    """Download one route's weights (with a progress bar); return where they are."""
-    if Path(route.model).expanduser().exists():
-        return f"{route.name}: {route.model} is a local path, nothing to download"
-    from huggingface_hub import snapshot_download
-
-    revision = route.pipeline.revision if route.kind == "diffusion" else route.engine.get("revision")
-    try:
-        path = snapshot_download(
-            route.model,
-            revision=revision,
-            token=token,
-            ignore_patterns=LLM_IGNORE if route.kind == "llm" else ["*.ckpt"],
-        )
-    except Exception as exc:
-        raise PullError(f"{route.name}: {explain(route.model, exc, token)}") from None
-    return f"{route.name}: {route.model} ready in {path}"
+    return (
+        errors.OfflineModeIsEnabled,
+        errors.LocalEntryNotFoundError,
+        errors.RevisionResolutionError,  # resolve_revision: no Hub and no ref in the cache
+        ConnectionError,
+        OSError,
+    )
 
 
 def explain(model: str, exc: Exception, token: str | None) -> str:
@@ -71,12 +47,13 @@ def explain(model: str, exc: Exception, token: str | None) -> str:
             return f"{model}: the Hub refused access ({status}); check HF_TOKEN and the licence at {page}."
         return f"{model}: the Hub answered {status}: {str(exc).splitlines()[0]}"
     if isinstance(exc, PermissionError):
-        return f"cannot write the download of {model}: {exc}. Make HF_HOME writable or point it elsewhere."
-    if isinstance(
-        exc, (errors.OfflineModeIsEnabled, errors.LocalEntryNotFoundError, ConnectionError, OSError)
-    ):
+        return (
+            f"cannot write the download of {model}: {exc}. Run `llmhost pull` as the user that "
+            "owns the cache (the one `llmhost serve` runs as)."
+        )
+    if isinstance(exc, (*_unreachable_errors(), *_transport_errors())):
         cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        if _offline():
+        if offline():
             return (
                 f"cannot download {model}: HF_HUB_OFFLINE is set, so the Hub is never asked, and it "
                 f"is not in the cache ({cache}). Unset HF_HUB_OFFLINE for the download "
@@ -89,7 +66,17 @@ def explain(model: str, exc: Exception, token: str | None) -> str:
     return f"{model}: {type(exc).__name__}: {exc}"
 
 
-def _offline() -> bool:
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP client's connection errors (huggingface_hub 2.x talks through httpx2)."""
+    try:
+        import httpx2
+
+        return (httpx2.TransportError,)
+    except ImportError:
+        return ()
+
+
+def offline() -> bool:
     """HF_HUB_OFFLINE as huggingface_hub reads it ("1", "true", "yes", "on"; "0" is online)."""
     from huggingface_hub import constants
 

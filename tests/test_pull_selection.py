@@ -1,0 +1,163 @@
+"""`llmhost pull`'s choice of files (pure: listings in, names out) and its cache check."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+from llmhost.config import PipelineConfig
+from llmhost.pull import human_size
+from llmhost.pull.cache import Cache, problem
+from llmhost.pull.selection import diffusion_files, llm_files
+from tests.hub import LLM_FILES, SD3_MODEL_INDEX, SD35_MEDIUM_SIZES
+
+WITHOUT_T5 = [
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "text_encoder_2/config.json",
+    "text_encoder_2/model.safetensors",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "tokenizer_2/merges.txt",
+    "tokenizer_2/special_tokens_map.json",
+    "tokenizer_2/tokenizer_config.json",
+    "tokenizer_2/vocab.json",
+    "transformer/config.json",
+    "transformer/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+]
+T5 = [
+    "text_encoder_3/config.json",
+    "text_encoder_3/model-00001-of-00002.safetensors",
+    "text_encoder_3/model-00002-of-00002.safetensors",
+    "text_encoder_3/model.safetensors.index.json",
+    "tokenizer_3/special_tokens_map.json",
+    "tokenizer_3/spiece.model",
+    "tokenizer_3/tokenizer.json",
+    "tokenizer_3/tokenizer_config.json",
+]
+
+
+def total(names: list[str]) -> int:
+    return sum(SD35_MEDIUM_SIZES[n] or 0 for n in names)
+
+
+def test_sd35_medium_without_t5_is_the_diffusers_components_only() -> None:
+    chosen = diffusion_files(list(SD35_MEDIUM_SIZES), SD3_MODEL_INDEX, PipelineConfig(text_encoder_3=False))
+    assert chosen == WITHOUT_T5
+    # Not the top-level checkpoint, ComfyUI's text_encoders/, the fp16 variants, the docs.
+    top_level = [n for n in chosen if "/" not in n]
+    assert top_level == ["model_index.json"]
+    assert not [n for n in chosen if n.startswith("text_encoders/") or ".fp16" in n]
+    # The Hub's listing: 4.94 + 1.39 + 0.247 + 0.168 GB of weights and a few MB of tokenizers.
+    assert human_size(total(chosen)) == "6.75 GB"
+
+
+def test_sd35_medium_with_t5_adds_its_encoder_and_tokenizer() -> None:
+    chosen = diffusion_files(list(SD35_MEDIUM_SIZES), SD3_MODEL_INDEX, PipelineConfig(text_encoder_3=True))
+    assert chosen == sorted(WITHOUT_T5 + T5)
+    assert human_size(total(chosen)) == "16.27 GB"
+
+
+def test_pickled_weights_only_where_a_component_has_no_safetensors() -> None:
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}
+    index |= {"safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]}
+    names = [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+        "unet/diffusion_pytorch_model.safetensors",
+        "safety_checker/config.json",
+        "safety_checker/pytorch_model.bin",
+        "v1-5-pruned.ckpt",
+    ]
+    # The safety checker has only a .bin: diffusers then takes the pickled files everywhere.
+    assert diffusion_files(names, index, PipelineConfig()) == [
+        "model_index.json",
+        "safety_checker/config.json",
+        "safety_checker/pytorch_model.bin",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.bin",
+    ]
+    # Without the checker (llmhost passes safety_checker=None), safetensors it is.
+    assert diffusion_files(names, index, PipelineConfig(enable_safety_checker=False)) == [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+    ]
+
+
+def test_llm_takes_the_indexed_safetensors_and_the_small_files() -> None:
+    shards = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
+    assert llm_files(LLM_FILES, weight_map=shards) == [
+        "config.json",
+        "generation_config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    # A safetensors file the index does not name (a consolidated duplicate) is left out.
+    assert "model.safetensors" not in llm_files([*LLM_FILES, "model.safetensors"], weight_map=shards)
+
+
+def test_llm_formats_as_vllm_picks_them() -> None:
+    pickled = ["config.json", "pytorch_model.bin", "training_args.bin", "tokenizer.model", "README.md"]
+    assert llm_files(pickled) == ["config.json", "pytorch_model.bin", "tokenizer.model"]
+    assert llm_files(pickled, "safetensors") == ["config.json", "tokenizer.model"]
+    mistral = ["params.json", "tekken.json", "consolidated.safetensors", "model-00001-of-00001.safetensors"]
+    assert llm_files(mistral) == ["consolidated.safetensors", "params.json", "tekken.json"]
+    # load_format "hf" without an index: every top-level safetensors file, as vLLM globs them.
+    assert llm_files(mistral, "hf") == sorted(mistral)
+
+
+# ---- the cache check --------------------------------------------------------------------------
+
+
+def cache_at(hub: Path) -> Cache:
+    return Cache(hub.parent, hub, ())
+
+
+def test_a_writable_cache_or_one_that_can_be_created_passes(tmp_path: Path) -> None:
+    assert problem(cache_at(tmp_path / "hub")) is None
+    assert problem(cache_at(tmp_path / "new" / "hf" / "hub")) is None
+
+
+def test_a_path_through_a_regular_file_cannot_be_created(tmp_path: Path) -> None:
+    # Refused for root too: no permission bit is involved, the path cannot exist.
+    (tmp_path / "file").write_text("")
+    reason, user = problem(cache_at(tmp_path / "file" / "hub")) or ("", "")
+    assert f"{tmp_path / 'file'} is not a directory" in reason and user is None
+
+
+def test_another_users_cache_names_its_owner(tmp_path: Path) -> None:
+    # Checked for a user other than this process's (the uid argument), so it holds when the
+    # tests run as root, whom no mode bit stops: a cache of root's, mode 755, seen by "nobody".
+    nobody = pwd.getpwnam("nobody").pw_uid
+    cache = tmp_path / "hub"
+    cache.mkdir(mode=0o755)
+    cache.chmod(0o755)
+    owner = pwd.getpwuid(cache.stat().st_uid).pw_name
+    reason, user = problem(cache_at(cache), uid=nobody) or ("", "")
+    assert reason == f"{cache} is not writable by user nobody; it belongs to {owner}"
+    assert user == owner
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's cache")
+def test_root_does_not_write_into_the_service_users_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    os.chown(cache, pwd.getpwnam("nobody").pw_uid, -1)
+    reason, user = problem(cache_at(cache)) or ("", "")
+    assert "belongs to nobody" in reason and "could not be updated by nobody" in reason
+    assert user == "nobody"
