@@ -581,7 +581,8 @@ def test_check_gpu_memory_prints_a_verdict_per_route(table: Path, capsys: pytest
         assert f"{est.need_bytes / GIB:.2f} GiB" in line and line.endswith(verdict(est.need_bytes, 16 * GIB))
     assert line_of(out, "coder").endswith("fits") and line_of(out, "coderslow").endswith("does not fit")
     assert "(8192 tok)" in line_of(out, "coder")
-    assert line_of(out, "chat").endswith("unknown: not in the cache: llmhost pull chat (or check --online)")
+    assert line_of(out, "chat").endswith("unknown: not in the cache")
+    assert out.count("Not in the cache: chat. `llmhost pull` fetches them") == 1  # one hint, not per row
     # Two AWQ engines need more than 90% of 16 GiB together; on 24 GiB they stay side by side.
     assert "no two routes fit side by side" in out
     assert main(["check", "--config", str(table), "--gpu-memory", "24"]) == 0

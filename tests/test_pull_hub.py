@@ -209,3 +209,55 @@ def test_vllm_fetches_the_weights_pull_fetched(tmp_path: Path, hub: StandInHub) 
     weights = {n for n in LLM_SELECTION if n.startswith("model")}
     assert snapshot_files(tmp_path, LLM, MAIN) == weights
 
+
+# ---- `llmhost check --gpu-memory` with nothing in the cache ----------------------------------
+
+
+def check(tmp_path: Path, hub: StandInHub, *args: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "check",
+            "--config",
+            str(config(tmp_path)),
+            "--gpu-memory",
+            "16",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment(hub, HF_HOME=str(tmp_path / "hf")),
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    fit = result.stdout[result.stdout.index("Fit estimate for") :]
+    return fit[: fit.index("\n\n")] if "\n\n" in fit else fit
+
+
+def test_check_prints_one_pull_hint_for_all_routes_not_in_the_cache(tmp_path: Path, hub: StandInHub) -> None:
+    fit = check(tmp_path, hub)
+    rows = [line for line in fit.splitlines() if line.split()[:1] in (["vision"], ["chat"])]
+    assert len(rows) == 2 and all(row.endswith("unknown: not in the cache") for row in rows)
+    hints = [line for line in fit.splitlines() if "llmhost pull" in line]
+    assert hints == [
+        "Not in the cache: vision, chat. `llmhost pull` fetches them (`llmhost pull --dry-run` prints "
+        "the download size), or `llmhost check --online` estimates them from the Hub's metadata, "
+        "with the download size."
+    ]
+    assert hub.requests == []
+
+
+def test_check_online_adds_up_what_pull_would_download(tmp_path: Path, hub: StandInHub) -> None:
+    from llmhost.pull import human_size
+
+    sd35 = repository(list(SD35_MEDIUM_SIZES), MAIN)
+    llm = repository(LLM_FILES, MAIN)
+    total = sum(len(sd35[n]) for n in WITHOUT_T5) + sum(len(llm[n]) for n in LLM_SELECTION)
+    hints = [line for line in check(tmp_path, hub, "--online").splitlines() if "llmhost pull" in line]
+    assert hints == [
+        "Not in the cache (figures from the Hub's metadata): vision, chat. "
+        f"`llmhost pull` downloads {human_size(total)} for them."
+    ]

@@ -40,6 +40,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     _print_settings(settings.effective(raw, args.config))
     _print_standby(catalog)
+    from llmhost.estimate import standby as standby_ram  # does level 1 fit standby_ram_gib?
+
+    if (ram := standby_ram.report(catalog, settings, online=args.online)) is not None:
+        print("\n" + ram)
     _print_fit(args, settings, catalog)
     return 0
 

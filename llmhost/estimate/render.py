@@ -35,8 +35,11 @@ def render(
     gpu_bytes: int,
     gpu_label: str,
     policy: str,
+    download_bytes: int | None = None,
 ) -> str:
-    """The table `llmhost check` prints, one verdict per route."""
+    """The table `llmhost check` prints, one verdict per route; `download_bytes` is what
+    `llmhost pull` would fetch for the routes not in the cache, when known (--online)."""
+    missing = not_cached(estimates)
     rows = [("ROUTE", "PRECISION", "WEIGHTS", "KV CACHE", "OVERHEAD", "NEED", "VERDICT")]
     for name, est in estimates.items():
         kv = _gib(est.kv_cache_bytes)
@@ -44,7 +47,8 @@ def render(
             kv += f" ({est.max_model_len} tok)"
         word: str = verdict(est.need_bytes, gpu_bytes)
         if word == "unknown":
-            word = f"unknown: {est.unknown_reason or 'weights unknown'}"
+            reason = "not in the cache" if name in missing else est.unknown_reason or "weights unknown"
+            word = f"unknown: {reason}"
         precision = est.precision or "-"
         rows.append(
             (
@@ -66,6 +70,9 @@ def render(
             for row in rows
         ),
     ]
+    if missing:  # one hint for them all, not one per row
+        offline = any("HF_HUB_OFFLINE" in (estimates[n].unknown_reason or "") for n in missing)
+        lines.append(_pull_hint(missing, download_bytes, offline))
     # Which routes could stay loaded side by side: what policy "fit" does; under "exclusive"
     # it says what switching the policy would buy (one engine process each, so each need
     # counts its own CUDA context).
@@ -79,6 +86,34 @@ def render(
     else:
         lines.append(f"Can stay resident together {label}: no two routes fit side by side.")
     return "\n".join(lines)
+
+
+def not_cached(estimates: Mapping[str, RouteEstimate]) -> list[str]:
+    """The routes whose weights are not in the cache: their reason is to `llmhost pull`
+    them, or (check --online) their figures were read from the Hub instead."""
+    return [
+        name
+        for name, est in estimates.items()
+        if f"llmhost pull {name}" in (est.unknown_reason or "")
+        or (est.source or "").startswith("the Hugging Face Hub")
+    ]
+
+
+def _pull_hint(names: list[str], download_bytes: int | None, offline: bool) -> str:
+    from llmhost.pull import human_size
+
+    listed = ", ".join(names)
+    if download_bytes is not None:
+        return (
+            f"Not in the cache (figures from the Hub's metadata): {listed}. "
+            f"`llmhost pull` downloads {human_size(download_bytes)} for them."
+        )
+    hint = (
+        f"Not in the cache: {listed}. `llmhost pull` fetches them (`llmhost pull --dry-run` "
+        "prints the download size), or `llmhost check --online` estimates them from the "
+        "Hub's metadata, with the download size."
+    )
+    return hint + (" HF_HUB_OFFLINE is set: unset it for either." if offline else "")
 
 
 def _gib(value: int | None) -> str:
