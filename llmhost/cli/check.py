@@ -96,4 +96,10 @@ def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -
     env_cache = "HF_HOME" in os.environ or "HF_HUB_CACHE" in os.environ
     cache = None if env_cache or not settings.hf_home.is_dir() else settings.hf_home / "hub"
     estimates = estimate.estimate_routes(catalog.routes.values(), cache_dir=cache, online=args.online)
-    print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy))
+    download = None
+    if args.online:  # what `llmhost pull` would fetch for the routes not in the cache
+        from llmhost.estimate.render import not_cached
+        from llmhost.pull import download_bytes
+
+        download = download_bytes([catalog.routes[name] for name in not_cached(estimates)])
+    print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy, download))
