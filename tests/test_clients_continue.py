@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import tomllib
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONTINUE = REPO / "clients" / "continue"
@@ -118,3 +119,38 @@ def test_legacy_json_converts_with_continues_converter(continue_view: dict[str, 
     assert ("qwen2.5-coder-7b-instruct", ("autocomplete",)) in converted
     legacy = json.loads((CONTINUE / "config.json").read_text())
     assert [m["model"] for m in legacy["models"] if m.get("capabilities", {}).get("tools")] == ["agent-tools"]
+
+
+def _max_model_len_by_id() -> dict[str, int]:
+    """Every id an llm route answers to (its name and served names) -> its max_model_len."""
+    routes = tomllib.loads((REPO / "models.toml").read_text())["routes"]
+    lengths: dict[str, int] = {}
+    for name, route in routes.items():
+        if route["kind"] != "llm":
+            continue
+        length = route.get("engine", {}).get("max_model_len")
+        assert isinstance(length, int), f"[routes.{name}.engine] max_model_len: {length!r}"
+        for model_id in (name, *route.get("served_names", [])):
+            lengths[model_id] = length
+    return lengths
+
+
+def test_context_length_is_the_routes_max_model_len() -> None:
+    """A larger contextLength makes Continue send prompts the route refuses; a smaller one
+    wastes the context the route was sized for. Read without npm, so it runs everywhere."""
+    lengths = _max_model_len_by_id()
+    config = yaml.safe_load((CONTINUE / "config.yaml").read_text())
+    for model in config["models"]:
+        assert model["defaultCompletionOptions"]["contextLength"] == lengths[model["model"]], model["name"]
+    legacy = json.loads((CONTINUE / "config.json").read_text())
+    for model in [*legacy["models"], legacy["tabAutocompleteModel"]]:
+        assert model["contextLength"] == lengths[model["model"]], model["title"]
+
+
+def test_continue_reads_the_context_lengths(continue_view: dict[str, Any]) -> None:
+    """The same through Continue's own parser: the field is where Continue looks for it.
+    (Its JSON-to-YAML converter drops the old format's contextLength, so config.json is
+    checked by the test above only.)"""
+    lengths = _max_model_len_by_id()
+    for model in continue_view["config"]["models"]:
+        assert model["defaultCompletionOptions"]["contextLength"] == lengths[model["model"]]
