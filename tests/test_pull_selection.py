@@ -161,3 +161,12 @@ def test_root_does_not_write_into_the_service_users_cache(tmp_path: Path) -> Non
     reason, user = problem(cache_at(cache)) or ("", "")
     assert "belongs to nobody" in reason and "could not be updated by nobody" in reason
     assert user == "nobody"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's cache")
+def test_root_does_not_create_the_hub_folder_in_the_service_users_home(tmp_path: Path) -> None:
+    home = tmp_path / "cache"  # HF_HOME exists (the service user's), its hub/ not yet
+    home.mkdir()
+    os.chown(home, pwd.getpwnam("nobody").pw_uid, -1)
+    reason, user = problem(cache_at(home / "hub")) or ("", "")
+    assert reason.startswith(f"{home} belongs to nobody") and user == "nobody"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -127,6 +128,7 @@ def _cached(plan: Plan, cache: Cache) -> int:
 
 def _summary(plan: Plan, cached_bytes: int | None) -> str:
     at = plan.revision or "main"
+    at = at[:12] if re.fullmatch(r"[0-9a-f]{40}", at) else at
     at += "" if plan.commit.startswith(at) else f" ({plan.commit[:12]})"
     line = f"{plan.route}: {plan.repo} at {at}: {len(plan.files)} files, {human_size(plan.total_bytes)}"
     if cached_bytes:

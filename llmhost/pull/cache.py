@@ -55,24 +55,21 @@ def problem(cache: Cache, uid: int | None = None) -> tuple[str, str | None] | No
         return f"{cache.hub} cannot be created: {existing} is not a directory", None
     owner_uid = existing.stat().st_uid
     owner = user_name(owner_uid)
-    if existing != cache.hub:
-        if _writable(existing, uid):
-            return None  # created below a directory this user may write
-        named = owner if owner_uid != 0 else None
+    if uid == 0 and owner_uid != 0:
+        # Root may write anywhere, but the folders, blobs, refs and locks it would leave
+        # there would be root's: the service user could read them, not update them.
+        return (
+            f"{existing} belongs to {owner}; files downloaded as root there could not be updated by {owner}",
+            owner,
+        )
+    if existing == cache.hub and not _writable(existing, uid):
+        return f"{cache.hub} is not writable by user {me}; it belongs to {owner}", owner
+    if existing != cache.hub and not _writable(existing, uid):
         return (
             f"{cache.hub} does not exist and user {me} cannot create it "
             f"({existing} belongs to {owner}); create it for the user `llmhost serve` runs as "
             "(systemd/README.md)",
-            named,
-        )
-    if not _writable(existing, uid):
-        return f"{cache.hub} is not writable by user {me}; it belongs to {owner}", owner
-    if uid == 0 and owner_uid != 0:
-        # Root may write anywhere, but the blobs, refs and locks it leaves would be root's:
-        # the service user could read them, not update them at its next download.
-        return (
-            f"{cache.hub} belongs to {owner}; files downloaded as root there could not be updated by {owner}",
-            owner,
+            owner if owner_uid != 0 else None,
         )
     return None
 
