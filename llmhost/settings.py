@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -180,6 +181,14 @@ class Settings(BaseSettings):
                 self.hf_home,
             )
 
+    def weights_cache(self) -> WeightsCache:
+        """The cache `serve` and `pull` use, as export_cache_dir chooses it, without creating it."""
+        if "HF_HOME" in os.environ:
+            path = Path(os.environ["HF_HOME"])
+            return WeightsCache(path, _writable(path), None)
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return WeightsCache(self.hf_home, _writable(self.hf_home), Path(xdg) / "huggingface")
+
     def export_hub_token(self) -> None:
         """Hand HF_TOKEN to the loaders under both names the Hugging Face libraries read."""
         # Written into os.environ for the same reason as HF_HOME: vLLM's engine core and
@@ -190,13 +199,40 @@ class Settings(BaseSettings):
             os.environ["HUGGING_FACE_HUB_TOKEN"] = token
 
 
+@dataclass(frozen=True)
+class WeightsCache:
+    """Where the weights go: `path`, or `fallback` when this user cannot write `path`
+    (None: set through HF_HOME, used as it is, so downloads into it would fail)."""
+
+    path: Path
+    writable: bool
+    fallback: Path | None
+
+    @property
+    def hub(self) -> Path:
+        """The hub's cache inside it (HF_HUB_CACHE when set), where snapshots live."""
+        hub = os.environ.get("HF_HUB_CACHE")
+        return Path(hub) if hub else self.path / "hub"
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may write `path`, or create it (its nearest existing parent)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return False
+    hub = path / "hub"  # made by another user (the service's first download)?
+    return not hub.exists() or os.access(hub, os.W_OK | os.X_OK)
+
+
 def origin(field: str) -> str:
     """Where a setting's value comes from: "env", ".env" or "default" (environment wins;
     names are case-insensitive and empty values count as unset, as Settings reads them)."""
     name = field.lower()
     if any(key.lower() == name and value for key, value in os.environ.items()):
         return "env"
-    env_file = _env_file()
+    env_file = dotenv_path()
     if env_file is not None:
         from dotenv import dotenv_values
 
@@ -205,7 +241,8 @@ def origin(field: str) -> str:
     return "default"
 
 
-def _env_file() -> Path | None:
+def dotenv_path() -> Path | None:
+    """The .env file Settings reads (./.env), if there is one."""
     env_file = Settings.model_config.get("env_file")
     if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
         return Path(env_file)
@@ -222,7 +259,7 @@ def explain_invalid(exc: ValidationError) -> str:
     name = field.upper()
     secret = field in ("vllm_api_key", "hf_token")
     shown = name if secret else f"{name}={first.get('input')}"
-    env_file = _env_file()
+    env_file = dotenv_path()
     source = f"in {env_file.absolute()}" if origin(field) == ".env" and env_file else "in the environment"
     return f"{shown} ({source}): {first['msg']}."
 

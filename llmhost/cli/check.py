@@ -16,8 +16,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings, raw = load_raw(args.config)
     catalog = settings.apply_to(raw)
     refuse_missing(catalog)  # a path that does not exist would evict, then fail, at load
-    host = args.host or settings.llmhost_host
-    refuse_exposure(host, settings.api_key, args.allow_no_key)  # what `serve` refuses, word for word
+    address = args.host or settings.llmhost_host
+    refuse_exposure(address, settings.api_key, args.allow_no_key)  # what `serve` refuses, word for word
     rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
     for r in catalog.routes.values():
         rows.append(
@@ -45,7 +45,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     if (ram := standby_ram.report(catalog, settings, online=args.online)) is not None:
         print("\n" + ram)
     _print_fit(args, settings, catalog)
+    _print_doctor(args, settings, catalog, address, args.port or settings.llmhost_port)
     return 0
+
+
+def _print_doctor(
+    args: argparse.Namespace, settings: Settings, catalog: Catalog, host: str, port: int
+) -> None:
+    """The warnings block (what will fail later) and the "Next:" line."""
+    from llmhost import ports
+    from llmhost.cli import doctor
+    from llmhost.running import answers_as_llmhost
+
+    taken = ports.port_problem(host, port)
+    found = doctor.warnings(settings, catalog, taken, online=args.online)
+    if found:
+        print(doctor.render(found))
+    uncached = doctor.uncached_routes(settings, catalog.routes.values())
+    running = taken is not None and answers_as_llmhost(host, port)
+    unit = doctor.installed_unit()
+    line = doctor.next_line(uncached, unit, taken is None, running, port, args.config)
+    print("\n" + "\n".join(doctor.wrap(line, "", "      ")))
 
 
 def _print_standby(catalog: Catalog) -> None:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 from typing import Any
 
 from llmhost.cli.loading import load, settings_from_env
+from llmhost.ports import port_problem
 from llmhost.settings import refuse_exposure
 
 log = logging.getLogger("llmhost")
+
+# uvicorn's exit status for "could not start". Not 2 (a configuration error, which systemd
+# does not retry): the port may be freed, and the service should then come up by itself.
+PORT_TAKEN = 3
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -29,6 +35,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.llmhost_host
     port = args.port or settings.llmhost_port
     refuse_exposure(host, settings.api_key, args.allow_no_key)
+    taken = port_problem(host, port)  # before any model is loaded (PREWARM_ROUTES) for nothing
+    if taken is not None:
+        print(f"llmhost: {taken}", file=sys.stderr)
+        return PORT_TAKEN
     import uvicorn
 
     from llmhost.app import create_app
@@ -60,7 +70,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.run()
     except KeyboardInterrupt:
         pass
-    return 0 if server.started else 3  # 3: uvicorn's "could not start" (port in use, ...)
+    except SystemExit:  # uvicorn's own "could not start": taken since the look above, or a failed start-up
+        if server.started:
+            raise
+        taken = port_problem(host, port)
+        if taken is not None:
+            print(f"llmhost: {taken}", file=sys.stderr)
+        return PORT_TAKEN
+    return 0 if server.started else PORT_TAKEN
 
 
 def _begin_close(app: Any) -> None:

