@@ -1,10 +1,13 @@
-"""Round trips with the real clients: Open WebUI and the Continue CLI against `llmhost demo`.
+"""Round trips with the real clients: Open WebUI, the Continue CLI, Claude Code and the Codex
+CLI against `llmhost demo`.
 
 Run it as `scripts/client-check` (docs/clients.md has its last output). It installs Open
-WebUI (pip, its own venv) and the Continue CLI (npm) into a cache directory, starts
-`llmhost demo` on a free port with a key, a small recording proxy in front of it, Open
-WebUI with the shipped clients/open-webui.env, and `cn -p` with the shipped
-clients/continue/config.yaml; then prints one row per check and exits 1 if any failed.
+WebUI (pip, its own venv), the Continue CLI, Claude Code and the Codex CLI (npm) into a
+cache directory, starts `llmhost demo` on a free port with a key, a small recording proxy
+in front of it, Open WebUI with the shipped clients/open-webui.env, `cn -p` with the
+shipped clients/continue/config.yaml, `claude -p` with clients/claude-code/settings.json
+and `codex exec` with clients/codex/config.toml; then prints one row per check and exits
+1 if any failed.
 
 The only changes to the shipped settings: the port (8000 -> the proxy's free port), the
 key (the one this run made), Open WebUI's IMAGE_SIZE (128x128: the tiny demo pipeline
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -43,6 +47,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 OPEN_WEBUI_VERSION = "0.12.4"
 CONTINUE_CLI_VERSION = "1.5.47"
+CLAUDE_CODE_VERSION = "2.1.332"
+CODEX_CLI_VERSION = "0.171.0"
+CLIENTS = ("open-webui", "continue", "claude-code", "codex")  # --clients picks among these
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmhost-client-check"
 SYSTEM_PROMPT = "You are the assistant of llmhost's client check."
 
@@ -158,28 +165,30 @@ def install_open_webui(cache: Path) -> Path:
     return exe
 
 
-def install_continue_cli(cache: Path) -> Path:
-    prefix = cache / "continue-cli"
-    exe = prefix / "node_modules" / ".bin" / "cn"
+def install_npm(prefix: Path, spec: str, command: str) -> Path:
+    """`command` of the npm package `spec`, installed into `prefix` on first use."""
+    exe = prefix / "node_modules" / ".bin" / command
     if not exe.exists():
         npm = shutil.which("npm")
         if npm is None:
             raise Skip("npm is not installed")
-        print(f"installing @continuedev/cli@{CONTINUE_CLI_VERSION} into {prefix}", flush=True)
+        print(f"installing {spec} into {prefix}", flush=True)
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(prefix),
-                f"@continuedev/cli@{CONTINUE_CLI_VERSION}",
-            ],
-            check=True,
-        )
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), spec], check=True)
     return exe
+
+
+def install_continue_cli(cache: Path) -> Path:
+    return install_npm(cache / "continue-cli", f"@continuedev/cli@{CONTINUE_CLI_VERSION}", "cn")
+
+
+def install_claude_code(cache: Path) -> Path:
+    spec = f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"
+    return install_npm(cache / f"claude-code-{CLAUDE_CODE_VERSION}", spec, "claude")
+
+
+def install_codex_cli(cache: Path) -> Path:
+    return install_npm(cache / f"codex-{CODEX_CLI_VERSION}", f"@openai/codex@{CODEX_CLI_VERSION}", "codex")
 
 
 # ---- a recording proxy ----------------------------------------------------------------
@@ -192,6 +201,7 @@ class Seen:
     path: str
     body: dict[str, Any]
     status: int
+    key_header: str  # which header carried a key: "authorization", "x-api-key" or ""
 
 
 class Recorder:
@@ -219,7 +229,10 @@ class Recorder:
                 except ValueError:
                     body = {}
                 agent = self.headers.get("User-Agent", "")
-                recorder.seen.append(Seen(agent, self.command, self.path, body, reply.status_code))
+                key_header = next((h for h in ("authorization", "x-api-key") if self.headers.get(h)), "")
+                recorder.seen.append(
+                    Seen(agent, self.command, self.path.split("?")[0], body, reply.status_code, key_header)
+                )
                 self.send_response(reply.status_code)
                 for key, value in reply.headers.items():
                     if key.lower() not in (
@@ -454,19 +467,163 @@ def cn_round_trip(
     return f"{model_id}: exit 0, {len(requests)} request(s), {how}, prompt {len(json.dumps(first))} bytes"
 
 
+def run_open_webui(
+    report: Report,
+    stack: contextlib.ExitStack[Any],
+    owui_exe: Path,
+    work: Path,
+    host: Host,
+    recorder: Recorder,
+    key: str,
+) -> None:
+    """Open WebUI with the shipped open-webui.env (through the proxy), and its rows."""
+    proxy = f"http://127.0.0.1:{recorder.port}"
+    settings = shipped_env(REPO / "clients" / "open-webui.env")
+    owui_env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "OPENAI_"))}
+    owui_env |= {k: v.replace("http://127.0.0.1:8000", proxy) for k, v in settings.items()}
+    owui_port = free_port()
+    data = work / "open-webui"
+    owui_env |= {
+        # As systemd/open-webui.service does: llmhost's key only, own data dirs.
+        "OPENAI_API_KEY": key,
+        "IMAGES_OPENAI_API_KEY": key,
+        "DATA_DIR": str(data),
+        "STATIC_DIR": str(data / "static"),
+        "HF_HOME": str(data / "cache"),
+        # The tiny demo pipeline draws at most 192 pixels a side; 1024x1024 is SD 3.5's.
+        "IMAGE_SIZE": "128x128",
+        # This run only: no downloads, no login.
+        "OFFLINE_MODE": "true",
+        "HF_HUB_OFFLINE": "1",
+        "WEBUI_AUTH": "False",
+        "WEBUI_SECRET_KEY": secrets.token_urlsafe(24),
+    }
+    serve = [str(owui_exe), "serve", "--host", "127.0.0.1", "--port", str(owui_port)]
+    stack.enter_context(started("Open WebUI", serve, owui_env, work / "open-webui.log", cwd=work))
+    owui = OpenWebUI(f"http://127.0.0.1:{owui_port}")
+    try:
+        wait_http(f"{owui.url}/health", 900, "Open WebUI")
+        owui.signin()
+        owui_up = True
+    except Exception as exc:
+        report.add("Open WebUI starts", False, f"{type(exc).__name__}: {exc}")
+        owui_up = False
+    if owui_up:
+        report.run("Open WebUI lists every served name", lambda: owui_models(owui, host))
+        report.run("Open WebUI connection at /openai (no /v1)", lambda: owui_old_url(owui, host, proxy, key))
+        report.run("chat through Open WebUI, one load", lambda: owui_chat(owui, host, recorder, "coder-fast"))
+        size = owui_env["IMAGE_SIZE"]
+        report.run("image through Open WebUI's image API", lambda: owui_image(owui, size))
+        report.run("SearXNG tool loads in Open WebUI", lambda: owui_tool(owui))
+
+
+def run_continue(
+    report: Report, cn: Path | None, reason: str, work: Path, recorder: Recorder, key: str
+) -> None:
+    """`cn -p` on the coder and agent routes, or both rows skipped with the reason."""
+    if cn is None:
+        report.add("cn -p on the coder route", None, reason)
+        report.add("cn -p on the agent route, tools", None, reason)
+        return
+    report.run(
+        "cn -p on the coder route",
+        lambda: cn_round_trip(cn, work, recorder, key, "coder-fast", want_native_tools=False),
+    )
+    report.run(
+        "cn -p on the agent route, tools",
+        lambda: cn_round_trip(cn, work, recorder, key, "agent-tools", want_native_tools=True),
+    )
+
+
+# ---- the coding agents: Claude Code (Messages API), the Codex CLI (Responses API) ------
+
+
+AGENT_MODEL = "agent-tools"  # what the shipped agent settings name: the /agent route
+
+
+def agent_requests(recorder: Recorder, seen: int, path: str, key_header: str) -> list[Seen]:
+    requests = [s for s in recorder.seen[seen:] if s.path == path]
+    check(requests != [], f"no request to {path}: {[s.path for s in recorder.seen[seen:]]}")
+    models = sorted({str(s.body.get("model")) for s in requests})
+    check(models == [AGENT_MODEL], f"asked for {models}")
+    check(all(s.status == 200 for s in requests), f"statuses {[s.status for s in requests]}")
+    check(all(s.key_header == key_header for s in requests), f"the key came as {requests[0].key_header!r}")
+    return requests
+
+
+def run_agent(argv: list[str], work: Path, env: dict[str, str], name: str) -> None:
+    result = subprocess.run(
+        argv, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900
+    )
+    output = (result.stdout + result.stderr).strip().replace("\n", " ")
+    check(result.returncode == 0, f"{name} exit {result.returncode}: {output[-300:]}")
+
+
+def claude_round_trip(claude: Path, work: Path, recorder: Recorder, key: str) -> str:
+    """`claude -p` with the shipped settings.json in its ~/.claude (only the URL changed) and
+    the key in ANTHROPIC_API_KEY, so it arrives as x-api-key."""
+    home = work / "claude-home"
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    settings = json.loads((REPO / "clients" / "claude-code" / "settings.json").read_text())
+    settings["env"]["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{recorder.port}"
+    (home / ".claude" / "settings.json").write_text(json.dumps(settings, indent=2))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
+    env |= {"HOME": str(home), "ANTHROPIC_API_KEY": key, "NO_COLOR": "1"}
+    seen = len(recorder.seen)
+    run_agent([str(claude), "-p", "List the files in this directory."], work, env, "claude")
+    requests = agent_requests(recorder, seen, "/v1/messages", "x-api-key")
+    first = requests[0].body
+    return (
+        f"{AGENT_MODEL}: exit 0, {len(requests)} request(s) to /v1/messages, key as x-api-key, "
+        f"{len(first.get('tools') or [])} tools, prompt {len(json.dumps(first))} bytes"
+    )
+
+
+def codex_round_trip(codex: Path, work: Path, recorder: Recorder, key: str) -> str:
+    """`codex exec` with the shipped config.toml as $CODEX_HOME/config.toml (only the URL
+    changed) and the key in VLLM_API_KEY, the provider's env_key."""
+    codex_home = work / "codex-home"
+    codex_home.mkdir(exist_ok=True)
+    shipped = (REPO / "clients" / "codex" / "config.toml").read_text()
+    (codex_home / "config.toml").write_text(
+        shipped.replace("http://localhost:8000", f"http://127.0.0.1:{recorder.port}")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+    env |= {"HOME": str(work / "codex-user"), "CODEX_HOME": str(codex_home), "VLLM_API_KEY": key}
+    seen = len(recorder.seen)
+    run_agent(
+        [str(codex), "exec", "--skip-git-repo-check", "List the files in this directory."], work, env, "codex"
+    )
+    requests = agent_requests(recorder, seen, "/openai/v1/responses", "authorization")
+    first = requests[0].body
+    return (
+        f"{AGENT_MODEL}: exit 0, {len(requests)} request(s) to /openai/v1/responses, "
+        f"{len(first.get('tools') or [])} tools, prompt {len(json.dumps(first))} bytes"
+    )
+
+
 # ---- main -----------------------------------------------------------------------------
 
 
-def versions(owui: Path, cn: Path | None) -> str:
-    owui_version = subprocess.run(
-        [str(owui.parent / "python"), "-c", "import importlib.metadata as m; print(m.version('open-webui'))"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    parts = [f"open-webui {owui_version}"]
+def versions(owui: Path | None, cn: Path | None, agents: dict[str, Path]) -> str:
+    parts = []
+    if owui is not None:
+        owui_version = subprocess.run(
+            [
+                str(owui.parent / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('open-webui'))",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        parts.append(f"open-webui {owui_version}")
     if cn is not None:
         cn_version = subprocess.run([str(cn), "--version"], capture_output=True, text=True).stdout.strip()
         parts.append(f"@continuedev/cli {cn_version}")
+    for name, exe in agents.items():
+        version = subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout.strip()
+        parts.append(f"{name} {version.split()[-1] if name == 'codex' else version.split()[0]}")
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     from llmhost import __version__
 
@@ -480,18 +637,37 @@ def main() -> int:
         "--cache", type=Path, default=DEFAULT_CACHE, help=f"installs go here (default {DEFAULT_CACHE})"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
+    parser.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"which clients to run, comma-separated (default all: {','.join(CLIENTS)})",
+    )
     args = parser.parse_args()
+    selected = set(args.clients.split(","))
+    if not selected <= set(CLIENTS):
+        parser.error(f"--clients: unknown {sorted(selected - set(CLIENTS))}; known: {', '.join(CLIENTS)}")
     args.cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="llmhost-client-check-"))
     report = Report()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-    owui_exe = install_open_webui(args.cache)
+    owui_exe = install_open_webui(args.cache) if "open-webui" in selected else None
+    cn: Path | None = None
+    cn_reason = ""
     try:
-        cn: Path | None = install_continue_cli(args.cache)
+        if "continue" in selected:
+            cn = install_continue_cli(args.cache)
     except Skip as exc:
-        cn = None
         cn_reason = str(exc)
+    agents: dict[str, Path] = {}
+    agent_reasons: dict[str, str] = {}
+    for name, install in (("claude-code", install_claude_code), ("codex", install_codex_cli)):
+        if name not in selected:
+            continue
+        try:
+            agents[name] = install(args.cache)
+        except (Skip, subprocess.CalledProcessError) as exc:
+            agent_reasons[name] = str(exc)
     key = secrets.token_urlsafe(24)
     port = free_port()
     host = Host(f"http://127.0.0.1:{port}", key)
@@ -509,69 +685,29 @@ def main() -> int:
         wait_http(f"{host.url}/healthz", 600, "llmhost demo")
         recorder = Recorder(host.url)
         stack.callback(recorder.server.shutdown)
-        proxy = f"http://127.0.0.1:{recorder.port}"
 
-        settings = shipped_env(REPO / "clients" / "open-webui.env")
-        owui_env = {k: v for k, v in os.environ.items() if not k.startswith(("VLLM_", "OPENAI_"))}
-        owui_env |= {k: v.replace("http://127.0.0.1:8000", proxy) for k, v in settings.items()}
-        owui_port = free_port()
-        data = work / "open-webui"
-        owui_env |= {
-            # As systemd/open-webui.service does: llmhost's key only, own data dirs.
-            "OPENAI_API_KEY": key,
-            "IMAGES_OPENAI_API_KEY": key,
-            "DATA_DIR": str(data),
-            "STATIC_DIR": str(data / "static"),
-            "HF_HOME": str(data / "cache"),
-            # The tiny demo pipeline draws at most 192 pixels a side; 1024x1024 is SD 3.5's.
-            "IMAGE_SIZE": "128x128",
-            # This run only: no downloads, no login.
-            "OFFLINE_MODE": "true",
-            "HF_HUB_OFFLINE": "1",
-            "WEBUI_AUTH": "False",
-            "WEBUI_SECRET_KEY": secrets.token_urlsafe(24),
-        }
-        serve = [str(owui_exe), "serve", "--host", "127.0.0.1", "--port", str(owui_port)]
-        stack.enter_context(started("Open WebUI", serve, owui_env, work / "open-webui.log", cwd=work))
-        owui = OpenWebUI(f"http://127.0.0.1:{owui_port}")
-        try:
-            wait_http(f"{owui.url}/health", 900, "Open WebUI")
-            owui.signin()
-            owui_up = True
-        except Exception as exc:
-            report.add("Open WebUI starts", False, f"{type(exc).__name__}: {exc}")
-            owui_up = False
-        if owui_up:
-            report.run("Open WebUI lists every served name", lambda: owui_models(owui, host))
-            report.run(
-                "Open WebUI connection at /openai (no /v1)", lambda: owui_old_url(owui, host, proxy, key)
-            )
-            report.run(
-                "chat through Open WebUI, one load", lambda: owui_chat(owui, host, recorder, "coder-fast")
-            )
-            size = owui_env["IMAGE_SIZE"]
-            report.run("image through Open WebUI's image API", lambda: owui_image(owui, size))
-            report.run("SearXNG tool loads in Open WebUI", lambda: owui_tool(owui))
+        if owui_exe is not None:
+            run_open_webui(report, stack, owui_exe, work, host, recorder, key)
 
-        if cn is None:
-            report.add("cn -p on the coder route", None, cn_reason)
-            report.add("cn -p on the agent route, tools", None, cn_reason)
-        else:
-            exe = cn
-            report.run(
-                "cn -p on the coder route",
-                lambda: cn_round_trip(exe, work, recorder, key, "coder-fast", want_native_tools=False),
-            )
-            report.run(
-                "cn -p on the agent route, tools",
-                lambda: cn_round_trip(exe, work, recorder, key, "agent-tools", want_native_tools=True),
-            )
+        if "continue" in selected:
+            run_continue(report, cn, cn_reason, work, recorder, key)
+
+        for name, row, round_trip in (
+            ("claude-code", "claude -p on the agent route (Messages API)", claude_round_trip),
+            ("codex", "codex exec on the agent route (Responses API)", codex_round_trip),
+        ):
+            if name not in selected:
+                continue
+            if name not in agents:
+                report.add(row, None, agent_reasons[name])
+                continue
+            report.run(row, functools.partial(round_trip, agents[name], work, recorder, key))
 
     with (work / "requests.jsonl").open("w") as out:  # what the clients sent, for --keep
         for seen in recorder.seen:
             out.write(json.dumps(seen.__dict__) + "\n")
     print()
-    print(f"scripts/client-check, {started_at}; {versions(owui_exe, cn)}")
+    print(f"scripts/client-check, {started_at}; {versions(owui_exe, cn, agents)}")
     print(report.table())
     if args.keep or report.failed:
         print(f"\nlogs and data: {work}")
