@@ -148,6 +148,26 @@ def check_standby(args: argparse.Namespace) -> int:
     return run_on_routes(args, args.standby, check)
 
 
+def another_llmhost() -> str | None:
+    """Why the check must not start: an llmhost (the service, usually) answers on the
+    configured port or holds the GPU. Its models would share the card with ours, and the
+    service reads its own cache, not the one this user's check would fill."""
+    from llmhost.cli.loading import settings_from_env
+    from llmhost.running import another_llmhost as running
+
+    try:
+        settings = settings_from_env()  # LLMHOST_HOST and LLMHOST_PORT, from the environment or .env
+    except ConfigError as exc:
+        return str(exc)
+    refusal = running(settings.llmhost_host, settings.llmhost_port)
+    if refusal is None:
+        return None
+    return (
+        f"{refusal} Then run the check as the service's user, so that it reads the service's "
+        "cache (docs/gpu.md)."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,6 +198,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128)  # the tiny SD3 stops at 192
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
+    refusal = another_llmhost()
+    if refusal is not None:
+        print(f"gpu_check: {refusal}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if "standby" in args:
         return check_standby(args)

@@ -11,16 +11,30 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.engine
+from llmhost.running import another_llmhost, llmhost_pids
+from tests.fake_llmhost import fake_llmhost
+from tests.test_doctor import free_port
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 
 
+def script_env(**extra: str) -> dict[str, str]:
+    """The script's environment: offline, and a port no llmhost answers on unless a test
+    puts one there (a developer's own llmhost on 8000 would make the script refuse)."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "LLMHOST_PORT": str(free_port()),
+    } | extra
+
+
+@pytest.mark.engine
 def test_route_check_loads_each_route_and_reports_it(tiny_models: Any, tmp_path: Path) -> None:
     out = tmp_path / "routes.json"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--only", "chat,vision", "--json", str(out)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -44,6 +58,7 @@ def test_route_check_loads_each_route_and_reports_it(tiny_models: Any, tmp_path:
         assert all(r["free_after_unload_gib"] is not None for r in report["routes"])
 
 
+@pytest.mark.engine
 def test_route_check_fails_loudly(tiny_models: Any, tmp_path: Path) -> None:
     config = tmp_path / "models.toml"
     config.write_text(
@@ -52,7 +67,7 @@ def test_route_check_fails_loudly(tiny_models: Any, tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--routes", str(config)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,9 +77,11 @@ def test_route_check_fails_loudly(tiny_models: Any, tmp_path: Path) -> None:
     assert "broken" in output and ("FAILED" in output or "does not exist" in output)
 
 
+@pytest.mark.engine
 def test_unknown_route_is_a_clear_error(tiny_models: Any) -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--only", "nosuch"],
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -73,11 +90,12 @@ def test_unknown_route_is_a_clear_error(tiny_models: Any) -> None:
     assert "no such route(s): nosuch" in done.stderr
 
 
+@pytest.mark.engine
 def test_standby_check_reports_cold_start_probe_and_availability(tiny_models: Any, tmp_path: Path) -> None:
     out = tmp_path / "standby.json"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--standby", "--tiny", "--only", "chat,vision", "--json", str(out)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+        env=script_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -99,3 +117,33 @@ def test_standby_check_reports_cold_start_probe_and_availability(tiny_models: An
     else:  # an NVIDIA host with vLLM's CUDA build: both levels, each wake verified
         assert [level["level"] for level in chat["levels"]] == [1, 2]
         assert all(level["probe_matches"] for level in chat["levels"])
+
+
+def test_refuses_to_start_while_an_llmhost_answers_on_the_port(tmp_path: Path) -> None:
+    with fake_llmhost(tmp_path) as running:
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--tiny", "--only", "chat"],
+            env=script_env(LLMHOST_HOST="127.0.0.1", LLMHOST_PORT=str(running.port)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 2
+    assert (
+        f"another llmhost is running (one answers at http://127.0.0.1:{running.port}/healthz)" in done.stderr
+    )
+    assert "`sudo systemctl stop llmhost`" in done.stderr and "docs/gpu.md" in done.stderr
+    assert "ROUTE" not in done.stdout  # refused before anything was loaded
+
+
+def test_an_llmhost_holding_the_gpu_is_found_among_its_processes(tmp_path: Path) -> None:
+    """NVML's compute process list is the one input given here (no NVIDIA driver): the
+    processes in it are real, and only the llmhost among them counts."""
+    with fake_llmhost(tmp_path) as running:
+        assert llmhost_pids([os.getpid(), running.pid]) == [running.pid]
+        refusal = another_llmhost("127.0.0.1", free_port(), gpu_pids=[running.pid])
+        assert refusal is not None and f"pid {running.pid} of one holds the GPU" in refusal
+        assert "sudo systemctl stop llmhost" in refusal
+    # This process is no llmhost, and no llmhost answers on a free port: the check may run.
+    assert another_llmhost("127.0.0.1", free_port(), gpu_pids=[os.getpid()]) is None
