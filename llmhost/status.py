@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from typing import Any
 
@@ -14,12 +15,16 @@ class Unreachable(Exception):
     """The host did not answer (or refused the key); the message says what to do."""
 
 
+class NoAnswer(Unreachable):
+    """Nothing answered at the URL at all (not running, or elsewhere)."""
+
+
 def fetch_stats(url: str, api_key: str | None, timeout: float = 5.0) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         response = httpx.get(f"{url.rstrip('/')}/stats", headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise Unreachable(f"no llmhost answering at {url} ({type(exc).__name__}). Is it running?") from None
+        raise NoAnswer(f"no llmhost answering at {url} ({type(exc).__name__}). Is it running?") from None
     if response.status_code == 401:
         raise Unreachable(f"{url} refused the key: set VLLM_API_KEY to the host's key.")
     if response.status_code != 200:
@@ -31,7 +36,7 @@ def fetch_stats(url: str, api_key: str | None, timeout: float = 5.0) -> dict[str
 def _ago(iso: str | None) -> str:
     if iso is None:
         return "never"
-    then = time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    then = calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))  # a UTC time: no zone, no DST
     seconds = max(0, int(time.time() - then))
     if seconds < 120:
         return f"{seconds}s ago"

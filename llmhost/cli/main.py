@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from llmhost.cli.check import cmd_check
 from llmhost.cli.pull import cmd_pull
-from llmhost.cli.remote import cmd_reload, cmd_status
+from llmhost.cli.remote import REMOTE_EPILOG, cmd_reload, cmd_status
 from llmhost.cli.serve import cmd_demo, cmd_serve
 from llmhost.config import ConfigError
 
@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, help="port (default: LLMHOST_PORT or 8000)")
     demo.set_defaults(func=cmd_demo, host=None, allow_no_key=False)
 
-    status = sub.add_parser("status", help="show a running host's routes, memory and queues")
+    raw = argparse.RawDescriptionHelpFormatter  # the epilog's layout as written
+    status = sub.add_parser(
+        "status",
+        help="show a running host's routes, memory and queues",
+        epilog=REMOTE_EPILOG,
+        formatter_class=raw,
+    )
     status.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     status.set_defaults(func=cmd_status)
 
@@ -44,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--dry-run", action="store_true", help="list the files and sizes; fetch nothing")
     pull.set_defaults(func=cmd_pull)
 
-    reload = sub.add_parser("reload", help="make a running host re-read models.toml")
+    reload = sub.add_parser(
+        "reload", help="make a running host re-read models.toml", epilog=REMOTE_EPILOG, formatter_class=raw
+    )
     reload.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     reload.set_defaults(func=cmd_reload)
 

@@ -6,18 +6,39 @@ import argparse
 import sys
 
 from llmhost.cli.loading import settings_from_env
+from llmhost.ports import url_host
 from llmhost.settings import Settings
+
+# What to run when the host does not answer: it runs as a systemd service, whose state and
+# log systemd keeps.
+UNREACHABLE_HINT = (
+    "If it runs as the service: `systemctl status llmhost`, and its log: `journalctl -u llmhost -e`."
+)
+
+# The help epilog of every command that talks to a running host (status, reload, unload):
+# where its key and address come from, and what to look at when the host does not answer.
+REMOTE_EPILOG = """the key:
+  VLLM_API_KEY, read from the environment, else from ./.env in the directory you run the
+  command in (the service's is /opt/llmhost/.env: run it from /opt/llmhost, or export the
+  key). The host's address: --url, else http://LLMHOST_HOST:LLMHOST_PORT read the same way
+  (default http://127.0.0.1:8000).
+
+when the host does not answer:
+  systemctl status llmhost      is the service running, since when, its last lines
+  journalctl -u llmhost -e      its whole log, the latest at the bottom
+"""
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from llmhost.status import Unreachable, fetch_stats, render
+    from llmhost.status import NoAnswer, Unreachable, fetch_stats, render
 
     settings = settings_from_env()
     url = args.url or local_url(settings)
     try:
         print(render(fetch_stats(url, settings.api_key)))
     except Unreachable as exc:
-        print(f"llmhost status: {exc}", file=sys.stderr)
+        hint = f" {UNREACHABLE_HINT}" if isinstance(exc, NoAnswer) else ""
+        print(f"llmhost status: {exc}{hint}", file=sys.stderr)
         return 1
     return 0
 
@@ -31,7 +52,10 @@ def cmd_reload(args: argparse.Namespace) -> int:
     try:
         response = httpx.post(f"{url}/admin/reload", headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        print(f"llmhost reload: no llmhost answering at {url} ({type(exc).__name__})", file=sys.stderr)
+        print(
+            f"llmhost reload: no llmhost answering at {url} ({type(exc).__name__}). {UNREACHABLE_HINT}",
+            file=sys.stderr,
+        )
         return 1
     body = response.json()
     if response.status_code != 200:
@@ -43,7 +67,5 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def local_url(settings: Settings) -> str:
-    host = settings.llmhost_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.llmhost_port}"
+    """The URL of the host these settings start, from this machine (IPv6 in brackets)."""
+    return f"http://{url_host(settings.llmhost_host)}:{settings.llmhost_port}"
