@@ -20,7 +20,15 @@ import pytest
 from anthropic.types import ToolParam
 
 from llmhost.config import parse_catalog
-from tests.api.agents import CLAUDE_CODE, RecordRequests, Seen, agent_env, agent_route, installed
+from tests.api.agents import (
+    AGENT_CONTEXT,
+    CLAUDE_CODE,
+    RecordRequests,
+    Seen,
+    agent_env,
+    agent_route,
+    installed,
+)
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
 
 pytestmark = pytest.mark.engine
@@ -164,6 +172,16 @@ def test_keys_and_unknown_models_in_anthropics_shape(served: Served) -> None:
         for m in httpx.get(f"{served.url}/stats", headers={"x-api-key": KEY}).json()["models"]
     }
     assert states["coder"] == 0  # refusals load nothing
+
+
+def test_a_prompt_beyond_the_context_is_a_400_that_says_so(served: Served) -> None:
+    """What a long Claude Code session meets on a route's max_model_len (it never compacts
+    for a window under 100k tokens): a 400 in Anthropic's shape, with both lengths."""
+    long: list[Any] = [{"role": "user", "content": "def fibonacci(n): return n " * 20_000}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(served).messages.create(model=AGENT, max_tokens=8, messages=long)
+    assert caught.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert str(AGENT_CONTEXT) in caught.value.message
 
 
 def test_claude_code_round_trip(served: Served, tmp_path: Path) -> None:
