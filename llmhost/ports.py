@@ -49,6 +49,19 @@ class Holder:
         return f"pid {self.pid} ({what}), user {self.user or '?'}"
 
 
+def answers_as_llmhost(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether an llmhost answers on host:port: its /healthz says `{"status": "ok"}` to
+    anyone, with no key and without touching a model (llmhost/api/admin.py)."""
+    import httpx
+
+    url = f"http://{url_host(host)}:{port}/healthz"
+    try:
+        response = httpx.get(url, timeout=timeout, trust_env=False)
+        return response.status_code == 200 and response.json() == {"status": "ok"}
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
 def url_host(host: str) -> str:
     """The host part of a URL that reaches a server bound to `host` from this machine."""
     if host in ("", "0.0.0.0"):
@@ -88,30 +101,35 @@ def port_problem(host: str, port: int) -> str | None:
         return f"cannot listen on {where}: ports below 1024 need root; choose LLMHOST_PORT=8000 or higher."
     if error.errno != errno.EADDRINUSE:
         return f"cannot listen on {where}: {error.strerror or error}."
-    return f"cannot listen on {where}: the port is taken by {held_by(port)}"
+    return f"cannot listen on {where}: the port is taken by {held_by(port, answers_as_llmhost(host, port))}"
 
 
-def held_by(port: int) -> str:
-    """Who listens on `port`, and what to do about it, in a sentence or two."""
+def held_by(port: int, llmhost: bool = False) -> str:
+    """Who listens on `port`, and what to do about it, in a sentence or two. `llmhost`:
+    what listens there answers as an llmhost does (the service, whose pid another user
+    may not see)."""
     holders = listeners(port)
+    named = [h for h in holders if h.pid is not None]
+    if llmhost or any(h.is_llmhost for h in named):
+        which = f" ({named[0].describe()})" if named else ""
+        return (
+            f"an llmhost already running{which}: `llmhost status` shows it; if it is the service, "
+            "`sudo systemctl stop llmhost` stops it."
+        )
     if not holders:
         if is_wsl():
             return (
-                f"no process inside WSL (under WSL2's mirrored networking a Windows program "
-                f"listens on {port}). It may be the old container stack in Docker Desktop: stop it with "
-                f"`{OLD_STACK_STOP}` in its directory; on Windows, `netstat -ano | findstr :{port}` "
-                "shows the process."
+                "a Windows program: no process inside WSL listens on it, and under WSL2's mirrored "
+                "networking Windows' listeners take the port here too. It may be the old container "
+                f"stack in Docker Desktop: `{OLD_STACK_STOP}` in its directory stops it; on Windows, "
+                f"`netstat -ano | findstr :{port}` names the process."
             )
         return (
-            f"no process you can see (`sudo ss -ltnp 'sport = :{port}'` shows it). It may be the "
+            f"a process you cannot see (`sudo ss -ltnp 'sport = :{port}'` names it). It may be the "
             f"old container stack: `{OLD_STACK_STOP}` in its directory stops it."
         )
     holder = min(holders, key=lambda h: h.pid is None)  # one we can name, if any
     text = holder.describe() + "."
-    if holder.is_llmhost:
-        return (
-            text + " That is an llmhost already running: if it is the service, `sudo systemctl stop llmhost`."
-        )
     if holder.is_container or holder.pid is None:
         text += f" If it is the old container stack, `{OLD_STACK_STOP}` in its directory stops it"
         if holder.pid is None:

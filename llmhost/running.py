@@ -1,29 +1,16 @@
 """Is an llmhost already running on this machine: answering on its port, or holding the GPU.
 
-Asked by scripts/gpu_check.py before it loads anything (two hosts on one card compete for
-its memory, and every figure would be wrong) and by `llmhost check` for its "Next:" line.
+Asked by scripts/gpu_check.py before it loads anything: two hosts on one card compete for
+its memory, and every figure would be wrong.
 """
 
 from __future__ import annotations
 
 import os
 
-import httpx
-
-from llmhost.ports import is_llmhost_cmdline, url_host
+from llmhost.ports import answers_as_llmhost, is_llmhost_cmdline, url_host
 
 STOP_SERVICE = "sudo systemctl stop llmhost"
-
-
-def answers_as_llmhost(host: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether an llmhost answers on host:port: its /healthz says `{"status": "ok"}` to
-    anyone, with no key and without touching a model (llmhost/api/admin.py)."""
-    url = f"http://{url_host(host)}:{port}/healthz"
-    try:
-        response = httpx.get(url, timeout=timeout, trust_env=False)
-        return response.status_code == 200 and response.json() == {"status": "ok"}
-    except (httpx.HTTPError, ValueError):
-        return False
 
 
 def llmhost_pids(pids: list[int]) -> list[int]:

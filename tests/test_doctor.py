@@ -248,8 +248,8 @@ def test_a_port_held_by_llmhost_says_so_and_how_to_stop_it(doc: Doctor) -> None:
     with fake_llmhost(doc.dir) as running:
         doc.monkeypatch.setenv("LLMHOST_PORT", str(running.port))
         report = doc.check()
-    assert f"taken by pid {running.pid} (" in report.warnings
-    assert "That is an llmhost already running" in report.warnings
+    assert f"taken by an llmhost already running (pid {running.pid} (" in report.warnings
+    assert "`llmhost status` shows it" in report.warnings
     assert "`sudo systemctl stop llmhost`" in report.warnings
     assert (
         report.next
@@ -263,7 +263,7 @@ def test_a_holder_on_the_windows_side_under_wsl(tmp_path: Path, monkeypatch: pyt
     version.write_text("Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f)\n")
     monkeypatch.setattr(ports, "PROC_VERSION", version)
     text = ports.held_by(free_port())
-    assert "no process inside WSL" in text and "Windows program" in text
+    assert text.startswith("a Windows program: no process inside WSL listens on it")
     assert f"`{ports.OLD_STACK_STOP}`" in text and "netstat -ano" in text
 
 

@@ -55,14 +55,13 @@ def _print_doctor(
     """The warnings block (what will fail later) and the "Next:" line."""
     from llmhost import ports
     from llmhost.cli import doctor
-    from llmhost.running import answers_as_llmhost
 
     taken = ports.port_problem(host, port)
     found = doctor.warnings(settings, catalog, taken, online=args.online)
     if found:
         print(doctor.render(found))
     uncached = doctor.uncached_routes(settings, catalog.routes.values())
-    running = taken is not None and answers_as_llmhost(host, port)
+    running = taken is not None and ports.answers_as_llmhost(host, port)
     unit = doctor.installed_unit()
     line = doctor.next_line(uncached, unit, taken is None, running, port, args.config)
     print("\n" + "\n".join(doctor.wrap(line, "", "      ")))
