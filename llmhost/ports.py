@@ -43,7 +43,7 @@ class Holder:
         if self.pid is None:
             who = f"a process of user {self.user}" if self.user else "a process"
             return f"{who}, whose pid is hidden from you"
-        what = self.cmdline or self.name or "?"
+        what = " ".join((self.cmdline or self.name or "?").split())  # one line, whatever argv held
         if len(what) > 100:
             what = what[:97] + "..."
         return f"pid {self.pid} ({what}), user {self.user or '?'}"

@@ -95,6 +95,8 @@ def test_a_sound_setup_has_no_warnings_and_says_serve_next(doc: Doctor) -> None:
     assert report.code == 0
     assert "Warnings:" not in report.out
     assert report.next == f"`llmhost serve --config {doc.config}`."
+    port = free_port()  # serve's flags, as check was given them
+    assert doc.check("--port", str(port)).next == f"`llmhost serve --config {doc.config} --port {port}`."
 
 
 @pytest.mark.parametrize(

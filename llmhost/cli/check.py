@@ -63,7 +63,10 @@ def _print_doctor(
     uncached = doctor.uncached_routes(settings, catalog.routes.values())
     running = taken is not None and ports.answers_as_llmhost(host, port)
     unit = doctor.installed_unit()
-    line = doctor.next_line(uncached, unit, taken is None, running, port, args.config)
+    serve_flags = "".join(
+        f" --{name} {value}" for name, value in (("host", args.host), ("port", args.port)) if value
+    )
+    line = doctor.next_line(uncached, unit, taken is None, running, port, args.config, serve_flags)
     print("\n" + "\n".join(doctor.wrap(line, "", "      ")))
 
 

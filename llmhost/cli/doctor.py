@@ -292,9 +292,11 @@ def next_line(
     llmhost_running: bool,
     port: int,
     config: Path | None = None,
+    serve_flags: str = "",
 ) -> str:
     """The one thing to run next, for the state check found."""
     flag = f" --config {config}" if config is not None else ""
+    serve = f"llmhost serve{flag}{serve_flags}"  # with check's --host/--port, as it was checked
     steps = []
     if uncached:
         if unit is not None:
@@ -307,7 +309,7 @@ def next_line(
     if unit is not None:
         steps.append("`sudo systemctl restart llmhost`")
     elif llmhost_running:
-        steps.append(f"stop the llmhost running on port {port}, then `llmhost serve{flag}`")
+        steps.append(f"stop the llmhost running on port {port}, then `{serve}`")
     else:
-        steps.append(f"`llmhost serve{flag}`")
+        steps.append(f"`{serve}`")
     return "Next: " + ", then ".join(steps) + "."
