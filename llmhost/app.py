@@ -26,6 +26,7 @@ from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu import GpuMonitor, open_monitor
 from llmhost.lifecycle.manager import ModelManager, Preflight, StandbyCheck
+from llmhost.margin import EngineMargins, margin_file
 from llmhost.preflight import config_problems
 from llmhost.preflight import problem as preflight_problem
 from llmhost.preload import Preloader
@@ -54,7 +55,10 @@ def create_app(
         monitor = gpu if gpu is not None else open_monitor()
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
         check = standby_check if standby_check is not None else _sleep_mode_check(preloader)
-        manager = ModelManager(catalog, backend_factory, monitor, preflight=preflight, standby_check=check)
+        margins = EngineMargins(margin_file(settings.hf_home))  # kept with the host's cache
+        manager = ModelManager(
+            catalog, backend_factory, monitor, preflight=preflight, standby_check=check, margins=margins
+        )
         app.state.host = HostState(
             settings=settings,
             catalog=catalog,
@@ -63,6 +67,7 @@ def create_app(
             keys=KeyCheck(settings.api_key),
             started_at=time.time(),
             preload=preloader,
+            margins=margins,
         )
         app.state.image_queue = ImageQueue()
         manager.start()

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
             text = _show(getattr(effective, key))
             if key == "standby_ram_gib" and effective.standby_ram_gib is None:
                 text = f"auto: {effective.standby_ram_bytes / GIB:.1f} GiB (40% of RAM)"
+            if key == "engine_margin_gib" and effective.engine_margin_gib is None:
+                text = "auto: measured, else 1 GiB"  # llmhost.margin; the line below the table
             field = overrides.get(key)
             if field is not None and getattr(self, field) is not None:
                 where = f"{self.origin(field)} ({field.upper()})"

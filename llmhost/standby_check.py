@@ -21,6 +21,7 @@ from llmhost.backends.vllm import VllmBackend
 from llmhost.config import Catalog, RouteConfig
 from llmhost.gpu import GIB, GpuMonitor
 from llmhost.lifecycle.sizing import engine_budget, sized_route
+from llmhost.margin import EngineMargins
 
 
 @dataclass
@@ -71,7 +72,8 @@ async def _check_route(
 ) -> None:
     host = catalog.host
     route = route.model_copy(update={"standby": "sleep"})
-    budget = engine_budget(route, host.policy, gpu.memory(), margin_bytes=int(host.engine_margin_gib * GIB))
+    margin = EngineMargins().in_use(host, gpu.name).bytes  # configured, else the default
+    budget = engine_budget(route, host.policy, gpu.memory(), margin_bytes=margin)
     if budget.error is not None:
         raise RuntimeError(budget.error)
     backend = VllmBackend(sized_route(route, budget), host)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -10,6 +10,7 @@ from llmhost.auth import KeyCheck
 from llmhost.config import Catalog
 from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.margin import EngineMargins
 from llmhost.preload import Preloader
 from llmhost.settings import Settings
 
@@ -25,6 +26,7 @@ class HostState:
     keys: KeyCheck
     started_at: float
     preload: Preloader
+    margins: EngineMargins = field(default_factory=EngineMargins)  # the engine margin (llmhost.margin)
 
 
 def host_state(request: Request) -> HostState:

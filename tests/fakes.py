@@ -7,6 +7,7 @@ the integration tests run real tiny engines.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 
 from llmhost.backends.base import Probe
@@ -55,9 +56,19 @@ class Recorder:
     corrupt_wake: set[str] = field(default_factory=set)  # its probe differs after a wake
     wake_seconds: float = 0.02
     probe_ids: tuple[int, ...] = (11, 12, 13)
+    # Set: every engine fills the budget the host gave it (as vLLM's KV cache does) and
+    # takes this much beyond it (its CUDA context), instead of `memory`.
+    beyond_budget: int | None = None
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         return FakeBackend(route, self)
+
+    def engine_bytes(self, route: RouteConfig) -> int:
+        """GPU memory `route`'s engine takes once started."""
+        share = route.engine.get("gpu_memory_utilization")
+        if self.beyond_budget is not None and self.gpu is not None and share is not None:
+            return math.ceil(self.gpu.total_bytes * float(share)) + self.beyond_budget
+        return self.memory.get(route.name, 4 * GIB)
 
 
 class FakeBackend:
@@ -81,7 +92,7 @@ class FakeBackend:
             raise self.rec.fail[name]
         if self.rec.gpu is not None:
             self.rec.free_at_load[name] = self.rec.gpu.memory().free_bytes
-            self.rec.gpu.used[name] = self.rec.memory.get(name, 4 * GIB)
+            self.rec.gpu.used[name] = self.rec.engine_bytes(self.route)
         self.rec.loads[name] = self.rec.loads.get(name, 0) + 1
         self.rec.models_loaded.append(self.route.model)
         assert name not in self.rec.live, f"{name} loaded twice"
@@ -149,9 +160,14 @@ def catalog(
     every_route: dict[str, object] | None = None,
     **host: object,
 ) -> Catalog:
-    """Routes `routes` (each with `every_route`'s keys) under a [host] of `host`."""
+    """Routes `routes` (each with `every_route`'s keys) under a [host] of `host`.
+
+    The engine margin is pinned at 0.75 GiB, the figure the lifecycle tests' arithmetic
+    is written for; `engine_margin_gib=None` leaves it unset (default or measured, as
+    tests/test_margin.py checks)."""
     tables = {
         n: {"kind": "llm", "model": f"org/{n}", "served_names": [f"{n}-model"], **(every_route or {})}
         for n in routes
     }
-    return parse_catalog(models_toml({"policy": policy, **host}, tables))
+    settings = {"policy": policy, "engine_margin_gib": 0.75, **host}
+    return parse_catalog(models_toml({k: v for k, v in settings.items() if v is not None}, tables))

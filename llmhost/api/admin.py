@@ -81,6 +81,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "uptime_seconds": round(time.time() - state.started_at, 1),
         "policy": state.catalog.host.policy,
         "gpu": gpu_stats(state.gpu),
+        "engine_margin": state.margins.stats(state.catalog.host, state.gpu.name),
         "models": state.manager.snapshot(),
     }
 

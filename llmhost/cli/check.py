@@ -40,6 +40,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     _print_settings(settings.effective(raw, args.config))
     _print_standby(catalog)
+    from llmhost.margin import check_line  # the engine margin in use, and where it came from
+
+    print("\n" + check_line(catalog.host, settings.hf_home))
     from llmhost.estimate import standby as standby_ram  # does level 1 fit standby_ram_gib?
 
     if (ram := standby_ram.report(catalog, settings, online=args.online)) is not None:

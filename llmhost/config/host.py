@@ -42,11 +42,14 @@ class HostConfig(Frozen):
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     cors_origins: tuple[str, ...] = ()
     loading_feedback: bool = False
-    engine_margin_gib: float = Field(
-        0.75,
+    engine_margin_gib: float | None = Field(
+        None,
         ge=0,
         le=8,
-        description="GPU memory left free for an engine's own CUDA context when memory_gib is auto",
+        description=(
+            "GPU memory left free beside an engine's budget (its CUDA context); "
+            "default: measured on this machine, else 1.0 (llmhost.margin)"
+        ),
     )
     standby_ram_gib: float | None = Field(
         None,

@@ -45,6 +45,7 @@ from llmhost.lifecycle.scheduler import Preflight, Scheduler
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState
 from llmhost.lifecycle.transitions import Clock
+from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -69,6 +70,7 @@ class ModelManager:
         estimator: Estimator | None = None,
         preflight: Preflight | None = None,
         standby_check: StandbyCheck | None = None,
+        margins: EngineMargins | None = None,
     ) -> None:
         self.catalog = catalog
         self._clock = clock
@@ -84,6 +86,7 @@ class ModelManager:
             clock=clock,
             preflight=preflight,
             route_changed=self._estimate_needs,
+            margins=margins,
         )
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()

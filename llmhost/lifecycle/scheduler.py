@@ -19,11 +19,12 @@ from typing import Any
 from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu import GIB, GpuMonitor
+from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
 from llmhost.lifecycle.slot import Lease, Slot
 from llmhost.lifecycle.state import ModelState, has_engine
 from llmhost.lifecycle.transitions import Clock, Transitions, failed_error, need_of
+from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -42,6 +43,7 @@ class Scheduler:
         clock: Clock,
         preflight: Preflight | None,
         route_changed: Callable[[], None],
+        margins: EngineMargins | None = None,
     ) -> None:
         self.host = host
         self.slots = slots
@@ -59,6 +61,7 @@ class Scheduler:
             clock=clock,
             wake=self.wake,
             standby_unavailable=lambda: self.standby_unavailable,
+            margins=margins,
         )
         self.closing = False
         self.stopped = asyncio.Event()  # set when closing and everything is stopped
@@ -273,7 +276,7 @@ class Scheduler:
 
     def _standby_reserve(self, loading: Slot) -> int:
         """GPU memory to leave free beside a standby route's engine: an asleep engine keeps
-        its CUDA context (about engine_margin_gib), so for each other standby route not
+        its CUDA context (about the engine margin), so for each other standby route not
         asleep now (those asleep already show in the free reading) that much stays free,
         or this engine, sized to fill the card, could not wake later beside them. A route
         without standby never wakes, so it may take everything."""
@@ -289,7 +292,7 @@ class Scheduler:
             and s.standby_disabled is None
             and s.state is not ModelState.ASLEEP
         ]
-        return int(len(later) * self.host.engine_margin_gib * GIB)
+        return len(later) * self._transitions.margins.in_use(self.host, self._gpu.name).bytes
 
     def _may_sleep(self, slot: Slot) -> bool:
         backend = slot.backend

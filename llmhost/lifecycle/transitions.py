@@ -24,6 +24,7 @@ from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaim
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
+from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -44,6 +45,7 @@ class Transitions:
         clock: Clock,
         wake: Callable[[], None],
         standby_unavailable: Callable[[], str | None] = lambda: None,
+        margins: EngineMargins | None = None,
     ) -> None:
         self._host = host
         self._factory = factory
@@ -51,6 +53,7 @@ class Transitions:
         self._clock = clock
         self._wake = wake
         self._standby_unavailable = standby_unavailable  # the platform's reason, said once at start-up
+        self.margins = margins if margins is not None else EngineMargins()  # llmhost.margin
         self.op: asyncio.Task[Any] | None = None  # the GPU operation in progress
 
     def begin(self, slot: Slot, work: Coroutine[Any, Any, T], apply: Callable[[T], None]) -> None:
@@ -77,7 +80,7 @@ class Transitions:
         started = slot.load_started = self._clock()
         before = self._gpu.memory()
         need = need_of(slot, self._host().policy, before.total_bytes if before else None)
-        margin = int(self._host().engine_margin_gib * GIB)
+        margin = self.margins.in_use(self._host(), self._gpu.name).bytes
         budget = engine_budget(
             route,
             self._host().policy,
@@ -157,6 +160,7 @@ class Transitions:
             return
         if outcome.measured_bytes is not None:
             slot.measured_bytes = outcome.measured_bytes
+        self.margins.observe(slot.route, self._gpu.name, outcome.measured_bytes, slot.budget_bytes)
         slot.backend = outcome.backend
         slot.probe = outcome.probe
         slot.standby_problem = outcome.standby_problem
