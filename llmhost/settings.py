@@ -161,35 +161,49 @@ class Settings(BaseSettings):
         return fields
 
     def export_cache_dir(self) -> None:
-        """Point the Hugging Face libraries at HF_HOME (default /srv/llm/.cache, where the
-        system llmhost replaces kept its weights). Must run before they are imported.
-        A default that cannot be created is skipped with a warning (a laptop, no root)."""
+        """Point the Hugging Face libraries at the weights cache `weights_cache` names:
+        HF_HOME (default /srv/llm/.cache, where the system llmhost replaces kept its
+        weights), created here; when this user can neither write nor create a default
+        that came from the settings, the Hugging Face default, with a warning (a laptop,
+        no root). Must run before those libraries are imported."""
         # Written into os.environ, not passed along: huggingface_hub, transformers,
         # diffusers and vLLM (its engine core too, a child process that inherits the
         # environment) take the cache location from HF_HOME only; no loader argument
-        # reaches all of them.
-        if "HF_HOME" in os.environ:
+        # reaches all of them. An empty variable is unset, as for every setting (the
+        # libraries would read "" as the working directory).
+        for name in _CACHE_VARIABLES:
+            if os.environ.get(name) == "":
+                del os.environ[name]
+        cache = self.weights_cache()
+        if "HF_HOME" in cache.from_environment:
             return
-        try:
-            self.hf_home.mkdir(parents=True, exist_ok=True)
-            usable = os.access(self.hf_home, os.W_OK)
-        except OSError:
-            usable = False
-        if usable:
-            os.environ["HF_HOME"] = str(self.hf_home)
-        else:
-            logging.getLogger("llmhost").warning(
-                "%s is not writable; using the Hugging Face default cache. Set HF_HOME to choose.",
-                self.hf_home,
-            )
+        if cache.fallback is None:
+            try:
+                cache.home.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass
+            else:
+                os.environ["HF_HOME"] = str(cache.home)
+                return
+        logging.getLogger("llmhost").warning(
+            "%s is not writable; using the Hugging Face default cache %s. Set HF_HOME to choose.",
+            cache.home,
+            cache.fallback or _hf_default_home(),
+        )
 
     def weights_cache(self) -> WeightsCache:
-        """The cache `serve` and `pull` use, as export_cache_dir chooses it, without creating it."""
-        if "HF_HOME" in os.environ:
-            path = Path(os.environ["HF_HOME"])
-            return WeightsCache(path, _writable(path), None)
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return WeightsCache(self.hf_home, _writable(self.hf_home), Path(xdg) / "huggingface")
+        """Where the weights are: the one answer `serve` (export_cache_dir), `pull` and
+        `check` all go by. HF_HOME from the environment, else from the settings (.env,
+        default /srv/llm/.cache); the weights in HF_HUB_CACHE, else HF_HOME/hub, as
+        huggingface_hub resolves them. Nothing is created."""
+        env = {name: os.environ[name] for name in _CACHE_VARIABLES if os.environ.get(name)}
+        home = _expand(env.get("HF_HOME") or str(self.hf_home))
+        hub_variable = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+        hub = _expand(hub_variable) if hub_variable else home / "hub"
+        # `serve` leaves a default it cannot write for the libraries' own; one the
+        # environment set is used as it is (downloads into it then fail).
+        fallback = None if "HF_HOME" in env or can_write(home) else _hf_default_home()
+        return WeightsCache(home, hub, tuple(env), fallback)
 
     def export_hub_token(self) -> None:
         """Hand HF_TOKEN to the loaders under both names the Hugging Face libraries read."""
@@ -201,31 +215,47 @@ class Settings(BaseSettings):
             os.environ["HUGGING_FACE_HUB_TOKEN"] = token
 
 
+# The variables that place the Hugging Face cache (HUGGINGFACE_HUB_CACHE: the old name
+# of HF_HUB_CACHE, still read by huggingface_hub).
+_CACHE_VARIABLES = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
+
+
 @dataclass(frozen=True)
 class WeightsCache:
-    """Where the weights go: `path`, or `fallback` when this user cannot write `path`
-    (None: set through HF_HOME, used as it is, so downloads into it would fail)."""
+    """The Hugging Face cache: `home` (HF_HOME) and `hub`, the folder below it (or where
+    HF_HUB_CACHE says) that holds the weights: where `pull` downloads and `check` looks."""
 
-    path: Path
-    writable: bool
-    fallback: Path | None
+    home: Path
+    hub: Path
+    from_environment: tuple[str, ...]  # the variables above the environment set (for `sudo env`)
+    # The Hugging Face default `serve` uses instead, when `home` came from the settings
+    # and this user can neither write nor create it; None: `serve` uses `home`.
+    fallback: Path | None = None
 
     @property
-    def hub(self) -> Path:
-        """The hub's cache inside it (HF_HUB_CACHE when set), where snapshots live."""
-        hub = os.environ.get("HF_HUB_CACHE")
-        return Path(hub) if hub else self.path / "hub"
+    def serve_hub(self) -> Path:
+        """The folder `serve`, run as this user, reads the weights from."""
+        hub_set = {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"} & set(self.from_environment)
+        if self.fallback is None or hub_set:
+            return self.hub  # no fallback, or HF_HUB_CACHE holds the weights either way
+        return self.fallback / "hub"
 
 
-def _writable(path: Path) -> bool:
-    """Whether this user may write `path`, or create it (its nearest existing parent)."""
+def _hf_default_home() -> Path:
+    """huggingface_hub's HF_HOME when the variable is unset."""
+    return _expand(os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"))
+
+
+def _expand(value: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(value)))  # as huggingface_hub reads them
+
+
+def can_write(path: Path) -> bool:
+    """Whether this user may write `path`, or create it below its nearest existing parent."""
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return False
-    hub = path / "hub"  # made by another user (the service's first download)?
-    return not hub.exists() or os.access(hub, os.W_OK | os.X_OK)
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
 
 
 def origin(field: str) -> str:

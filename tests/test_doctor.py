@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -175,18 +176,46 @@ def _unwritable_dir(tmp_path: Path) -> Path:
     return candidate
 
 
-def test_a_cache_this_user_cannot_write_names_where_serve_would_go(doc: Doctor) -> None:
+def test_a_cache_this_user_cannot_write_says_what_serve_and_pull_do(doc: Doctor) -> None:
     cache = _unwritable_dir(doc.dir)
     doc.monkeypatch.delenv("HF_HOME")
     (doc.dir / ".env").write_text(f"HF_HOME={cache}\n")  # llmhost's own default, as .env sets it
     doc.monkeypatch.setenv("XDG_CACHE_HOME", str(doc.dir / "xdg"))
     warning = doc.check().warnings
-    assert f"The weights cache {cache} is not writable by user" in warning
-    assert f"would use {doc.dir / 'xdg' / 'huggingface'} instead" in warning
-    assert "sudo -u llmhost .venv/bin/llmhost pull" in warning
-    # Set through HF_HOME in the environment there is no fallback: downloads fail.
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert f"Weights cache: {cache / 'hub'} " in warning
+    # serve falls back to the Hugging Face default; pull does not.
+    assert f"`llmhost serve` run as {user} reads and downloads the weights in " in warning
+    assert f"{doc.dir / 'xdg' / 'huggingface' / 'hub'} instead" in warning
+    assert "`llmhost pull` refuses to download there (exit 2)" in warning
+    assert "would use" not in warning and "sudo -u" not in warning  # no owner to run as
+    # Set through HF_HOME in the environment, serve uses it as it is: downloads fail.
     doc.monkeypatch.setenv("HF_HOME", str(cache))
-    assert f"HF_HOME={cache} is not writable by user" in doc.check().warnings
+    warning = doc.check().warnings
+    assert f"`llmhost serve` run as {user} reads it as it is: each model not in it yet fails" in warning
+    assert "`llmhost pull` refuses to download there (exit 2)" in warning
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a cache of another user's, made by root")
+@pytest.mark.parametrize("where", [".env", "environment"])
+def test_the_service_users_cache_names_the_pull_to_run_as_its_owner(doc: Doctor, where: str) -> None:
+    # The service user's cache, seen by root: serve would write there as root, pull refuses,
+    # and the warning gives the command that fills it as its owner.
+    home = doc.dir / "srv"
+    (home / "hub").mkdir(parents=True)
+    os.chown(home / "hub", pwd.getpwnam("nobody").pw_uid, -1)
+    if where == ".env":
+        doc.monkeypatch.delenv("HF_HOME")
+        (doc.dir / ".env").write_text(f"HF_HOME={home}\n")
+        command = "sudo -u nobody .venv/bin/llmhost pull"
+    else:
+        doc.monkeypatch.setenv("HF_HOME", str(home))
+        command = f"sudo -u nobody env HF_HOME={home} .venv/bin/llmhost pull"  # sudo clears the rest
+    warning = doc.check().warnings
+    assert f"Weights cache: {home / 'hub'} belongs to nobody" in warning
+    assert "`llmhost serve` run as root downloads there as root" in warning
+    assert "`llmhost pull` refuses to download there (exit 2)" in warning
+    assert f"Fill it as nobody: `{command}`" in warning
 
 
 def test_more_than_one_prewarm_route_under_exclusive(doc: Doctor) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from llmhost.config import PipelineConfig
 from llmhost.pull import human_size
-from llmhost.pull.cache import Cache, problem
+from llmhost.pull.cache import problem, sudo
 from llmhost.pull.selection import diffusion_files, llm_files
+from llmhost.settings import Settings, WeightsCache
 from tests.hub import LLM_FILES, SD3_MODEL_INDEX, SD35_MEDIUM_SIZES
 
 WITHOUT_T5 = [
@@ -124,8 +125,8 @@ def test_llm_formats_as_vllm_picks_them() -> None:
 # ---- the cache check --------------------------------------------------------------------------
 
 
-def cache_at(hub: Path) -> Cache:
-    return Cache(hub.parent, hub, ())
+def cache_at(hub: Path) -> WeightsCache:
+    return WeightsCache(hub.parent, hub, ())
 
 
 def test_a_writable_cache_or_one_that_can_be_created_passes(tmp_path: Path) -> None:
@@ -151,6 +152,33 @@ def test_another_users_cache_names_its_owner(tmp_path: Path) -> None:
     reason, user = problem(cache_at(cache), uid=nobody) or ("", "")
     assert reason == f"{cache} is not writable by user nobody; it belongs to {owner}"
     assert user == owner
+
+
+def test_a_read_only_folder_of_ones_own_names_no_user_to_run_as(tmp_path: Path) -> None:
+    # sudo -u oneself would not help. Root writes anywhere, so as root the folder is
+    # nobody's, and it is asked for nobody.
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    cache.chmod(0o555)
+    uid = os.geteuid()
+    if uid == 0:
+        uid = pwd.getpwnam("nobody").pw_uid
+        os.chown(cache, uid, -1)
+    reason, user = problem(cache_at(cache), uid=uid) or ("", "")
+    assert reason.startswith(f"{cache} is not writable by user ") and user is None
+
+
+@pytest.mark.parametrize("names", [(), ("HF_HOME",), ("HF_HOME", "HF_HUB_CACHE")])
+def test_the_command_as_the_owner_carries_the_variables_that_place_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]
+) -> None:
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in names:
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    cache = Settings(_env_file=None, hf_home=tmp_path / "default").weights_cache()
+    passed = [f"{name}={tmp_path / name.lower()}" for name in names]
+    assert sudo(cache, "llmhost") == ["sudo", "-u", "llmhost", *(["env", *passed] if names else [])]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root writing into another user's cache")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +98,97 @@ def test_a_bad_secret_is_named_but_not_shown(tmp_path: Path, monkeypatch: pytest
         Settings(_env_file=None, vllm_api_key=["not", "a", "string"])
     message = explain_invalid(caught.value)
     assert message.startswith("VLLM_API_KEY (") and "'not'" not in message
+
+
+# ---- the weights cache: one answer for serve, pull and check ---------------------------------
+
+CACHE_VARIABLES = ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")
+SERVED = """
+import json
+from llmhost.settings import Settings
+settings = Settings()
+cache = settings.weights_cache()
+settings.export_cache_dir()
+from huggingface_hub import constants  # reads its variables once, here
+print(json.dumps({"hub": str(cache.hub), "serve_hub": str(cache.serve_hub), "hf": constants.HF_HUB_CACHE}))
+"""
+
+
+def served(tmp_path: Path, dotenv: str, **env: str) -> dict[str, str]:
+    """In a fresh process started in `tmp_path`: the cache weights_cache names (`hub`, where
+    pull writes; `serve_hub`, where serve reads), and where huggingface_hub, imported after
+    serve's export_cache_dir, really looks (`hf`)."""
+    (tmp_path / ".env").write_text(dotenv)
+    base = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES}
+    result = subprocess.run(
+        [sys.executable, "-c", SERVED],
+        cwd=tmp_path,
+        env=base | {"PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, str] = json.loads(result.stdout)
+    return answer
+
+
+def test_a_cache_this_user_can_write_is_the_one_serve_and_pull_use(tmp_path: Path) -> None:
+    home = tmp_path / "srv" / ".cache"
+    found = served(tmp_path, f"HF_HOME={home}\n")
+    assert found == {"hub": str(home / "hub"), "serve_hub": str(home / "hub"), "hf": str(home / "hub")}
+    assert home.is_dir()  # serve creates it
+
+
+def test_a_default_this_user_cannot_create_sends_serve_alone_to_the_hugging_face_default(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "file").write_text("")
+    home = tmp_path / "file" / "cache"  # below a regular file: no user, root included, can create it
+    xdg = tmp_path / "xdg"
+    found = served(tmp_path, f"HF_HOME={home}\n", XDG_CACHE_HOME=str(xdg))
+    # pull is pointed at the configured cache (and refuses it); serve reads the default.
+    assert found["hub"] == str(home / "hub")
+    assert found["serve_hub"] == found["hf"] == str(xdg / "huggingface" / "hub")
+    # HF_HUB_CACHE places the weights whatever HF_HOME falls back to.
+    hub = tmp_path / "hub-cache"
+    found = served(tmp_path, f"HF_HOME={home}\n", XDG_CACHE_HOME=str(xdg), HF_HUB_CACHE=str(hub))
+    assert found == {"hub": str(hub), "serve_hub": str(hub), "hf": str(hub)}
+
+
+def test_a_cache_the_environment_sets_is_used_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    home = tmp_path / "file" / "cache"
+    found = served(tmp_path, "", HF_HOME=str(home))
+    assert found == {"hub": str(home / "hub"), "serve_hub": str(home / "hub"), "hf": str(home / "hub")}
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "env", "hub"),
+    [
+        ("HF_HOME={tmp}/srv\n", {"HF_HOME": ""}, "{tmp}/srv/hub"),  # empty is unset, for the libraries too
+        ("HF_HOME=~/cache\n", {"HOME": "{tmp}/home"}, "{tmp}/home/cache/hub"),
+        ("", {"HF_HOME": "{tmp}/hf", "HUGGINGFACE_HUB_CACHE": "{tmp}/old"}, "{tmp}/old"),  # the old name
+    ],
+)
+def test_the_cache_is_where_huggingface_hub_looks(
+    tmp_path: Path, dotenv: str, env: dict[str, str], hub: str
+) -> None:
+    tmp = str(tmp_path)
+    found = served(tmp_path, dotenv.format(tmp=tmp), **{k: v.format(tmp=tmp) for k, v in env.items()})
+    assert found == {"hub": hub.format(tmp=tmp), "serve_hub": hub.format(tmp=tmp), "hf": hub.format(tmp=tmp)}
+
+
+def test_serve_says_where_it_goes_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")
+    for name in CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    settings = Settings(_env_file=None, hf_home=tmp_path / "file" / "cache")
+    with caplog.at_level(logging.WARNING, logger="llmhost"):
+        settings.export_cache_dir()
+    assert "HF_HOME" not in os.environ  # the libraries' own default, XDG_CACHE_HOME/huggingface
+    assert f"{tmp_path / 'file' / 'cache'} is not writable" in caplog.text
+    assert f"using the Hugging Face default cache {tmp_path / 'xdg' / 'huggingface'}" in caplog.text

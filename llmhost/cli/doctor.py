@@ -9,10 +9,10 @@ NVML call); only `--online` asks the Hugging Face Hub.
 from __future__ import annotations
 
 import fnmatch
-import getpass
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import sysconfig
 import textwrap
@@ -23,7 +23,8 @@ from pathlib import Path
 from llmhost import ports
 from llmhost.config import Catalog, RouteConfig
 from llmhost.preflight import looks_like_path
-from llmhost.settings import Settings, dotenv_path
+from llmhost.pull.cache import problem, sudo, user_name
+from llmhost.settings import Settings, can_write, dotenv_path
 
 # Repositories whose files the Hub serves only with a token of a user who accepted the
 # licence. Without --online, these are all we know of.
@@ -129,18 +130,33 @@ def _hub_says_gated(route: RouteConfig) -> bool:
 
 
 def cache_not_writable(settings: Settings) -> list[str]:
+    """The weights cache this user may not download into: what `serve` and `pull` run as
+    this user then do, and the command that fills it as its owner."""
     cache = settings.weights_cache()
-    if cache.writable:
+    refused = problem(cache)
+    if refused is None:
         return []
-    user = getpass.getuser()
-    if cache.fallback is None:
-        return [f"HF_HOME={cache.path} is not writable by user {user}: downloads into it will fail."]
-    return [
-        f"The weights cache {cache.path} is not writable by user {user}: `llmhost serve` and "
-        f"`llmhost pull` run as {user} would use {cache.fallback} instead, where the service "
-        f"never looks. Run them as the user who owns {cache.path} (the service's: `sudo -u "
-        "llmhost .venv/bin/llmhost pull`), or set HF_HOME to a cache you can write."
-    ]
+    reason, owner = refused
+    me = user_name(os.geteuid())
+    if cache.fallback is not None:
+        serve = (
+            f"`llmhost serve` run as {me} reads and downloads the weights in {cache.serve_hub} "
+            "instead, where a service running as another user never looks"
+        )
+    elif can_write(cache.hub):  # root, into the service user's cache
+        serve = f"`llmhost serve` run as {me} downloads there as {me}"
+    else:
+        serve = f"`llmhost serve` run as {me} reads it as it is: each model not in it yet fails to download"
+    pull = "`llmhost pull` refuses to download there (exit 2)"
+    if owner is not None:
+        command = shlex.join([*sudo(cache, owner), ".venv/bin/llmhost", "pull"])
+        fix = f"Fill it as {owner}: `{command}`, or set HF_HOME to a cache you can write."
+    else:
+        fix = (
+            "Set HF_HOME to a cache you can write, or make this one writable by the user "
+            "`llmhost serve` runs as."
+        )
+    return [f"Weights cache: {reason}. {serve}; {pull}. {fix}"]
 
 
 def prewarm_under_exclusive(catalog: Catalog) -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from llmhost.cli.loading import load
 from llmhost.config import RouteConfig
 from llmhost.pull import Plan, PullError, explain, human_size, select
-from llmhost.pull.cache import Cache, problem, resolve
+from llmhost.pull.cache import problem, sudo
+from llmhost.settings import WeightsCache
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     except PullError as exc:
         print(f"llmhost pull: {exc}", file=sys.stderr)
         return 2
-    cache = resolve(settings)
+    cache = settings.weights_cache()  # the cache `serve` reads, never its fallback
     refused = problem(cache)
     if refused is not None and not args.dry_run:
         print(f"llmhost pull: {_refusal(refused, cache, args)}", file=sys.stderr)
@@ -78,7 +79,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _plan(route: RouteConfig, token: str | None, cache: Cache, dry_run: bool) -> Plan | None:
+def _plan(route: RouteConfig, token: str | None, cache: WeightsCache, dry_run: bool) -> Plan | None:
     """The route's plan; None (with a line saying why) when there is nothing to fetch."""
     from llmhost.pull.errors import offline
     from llmhost.pull.plan import plan_route, resolve_commit
@@ -109,7 +110,7 @@ def _message(route: RouteConfig, exc: Exception, token: str | None) -> str:
     return f"{route.name}: {explain(route.model, exc, token)}"
 
 
-def _probe_cached(route: RouteConfig, cache: Cache) -> bool:
+def _probe_cached(route: RouteConfig, cache: WeightsCache) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     from llmhost.pull.plan import revision_of
@@ -119,7 +120,7 @@ def _probe_cached(route: RouteConfig, cache: Cache) -> bool:
     return isinstance(found, str)
 
 
-def _cached(plan: Plan, cache: Cache) -> int:
+def _cached(plan: Plan, cache: WeightsCache) -> int:
     from llmhost.pull.plan import cached
 
     names = set(cached(plan, cache.hub))
@@ -148,15 +149,12 @@ def _list(plan: Plan) -> None:
         print(f"  {size.rjust(width)}  {f.name}")
 
 
-def _refusal(refused: tuple[str, str | None], cache: Cache, args: argparse.Namespace) -> str:
+def _refusal(refused: tuple[str, str | None], cache: WeightsCache, args: argparse.Namespace) -> str:
     """The refusal, with the command to run instead (as the cache's owner)."""
     reason, user = refused
     if user is None:
         return f"{reason}. Nothing was downloaded."
-    command = ["sudo", "-u", user]
-    if cache.from_environment:  # sudo starts with a clean environment
-        command += ["env", *(f"{name}={os.environ[name]}" for name in cache.from_environment)]
-    command += [*_self(), "pull"]
+    command = [*sudo(cache, user), *_self(), "pull"]
     if args.config is not None:
         command += ["--config", str(args.config)]
     command += args.routes

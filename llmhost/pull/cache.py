@@ -1,39 +1,19 @@
-"""Where `llmhost pull` writes: the cache `llmhost serve` reads, or nowhere.
+"""Whether `llmhost pull` may write the cache `llmhost serve` reads, and as whom to run it.
 
-`serve` takes HF_HOME from the environment, else from settings (`.env`, default
-/srv/llm/.cache), and huggingface_hub puts the weights in HF_HUB_CACHE, else
-HF_HOME/hub. Under systemd that directory belongs to the service user. `pull` run as
-anyone else must not fall back to ~/.cache (the service would then download everything
-again on its first request), and run as root it would leave files the service user
-cannot update: both stop before anything downloads, naming the user to run it as.
+Which cache that is, Settings.weights_cache decides, for `serve`, `pull` and `check`
+alike. Under systemd it belongs to the service user. `pull` run as anyone else must not
+fall back to ~/.cache as `serve` does (the service would then download everything again
+on its first request), and run as root it would leave files the service user cannot
+update: both stop before anything downloads, naming the user to run it as.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass
 from pathlib import Path
 
-from llmhost.settings import Settings
-
-
-@dataclass(frozen=True)
-class Cache:
-    """The cache `serve` reads: HF_HOME, and the hub folder below it the weights go to."""
-
-    home: Path
-    hub: Path
-    from_environment: tuple[str, ...]  # HF_HOME / HF_HUB_CACHE when the environment set them
-
-
-def resolve(settings: Settings) -> Cache:
-    """The cache as `serve` resolves it (Settings.export_cache_dir), without its fallback."""
-    env = os.environ
-    home = Path(env["HF_HOME"]) if env.get("HF_HOME") else settings.hf_home
-    hub = Path(env["HF_HUB_CACHE"]) if env.get("HF_HUB_CACHE") else home / "hub"
-    from_env = tuple(name for name in ("HF_HOME", "HF_HUB_CACHE") if env.get(name))
-    return Cache(home.expanduser(), hub.expanduser(), from_env)
+from llmhost.settings import WeightsCache
 
 
 def user_name(uid: int) -> str:
@@ -43,7 +23,7 @@ def user_name(uid: int) -> str:
         return f"#{uid}"  # as sudo -u takes it
 
 
-def problem(cache: Cache, uid: int | None = None) -> tuple[str, str | None] | None:
+def problem(cache: WeightsCache, uid: int | None = None) -> tuple[str, str | None] | None:
     """Why `uid` (default: this process's user) may not download into `cache`, and the
     user to run as instead (None when no user can be named); None when it may."""
     uid = os.geteuid() if uid is None else uid
@@ -62,16 +42,28 @@ def problem(cache: Cache, uid: int | None = None) -> tuple[str, str | None] | No
             f"{existing} belongs to {owner}; files downloaded as root there could not be updated by {owner}",
             owner,
         )
+    # The owner is the user to run as, unless that is this user already (a folder of one's
+    # own made read-only: sudo would not help).
+    run_as = owner if owner_uid != uid else None
     if existing == cache.hub and not _writable(existing, uid):
-        return f"{cache.hub} is not writable by user {me}; it belongs to {owner}", owner
+        return f"{cache.hub} is not writable by user {me}; it belongs to {owner}", run_as
     if existing != cache.hub and not _writable(existing, uid):
         return (
             f"{cache.hub} does not exist and user {me} cannot create it "
             f"({existing} belongs to {owner}); create it for the user `llmhost serve` runs as "
             "(systemd/README.md)",
-            owner if owner_uid != 0 else None,
+            None if owner_uid == 0 else run_as,  # root's parent (/srv): the admin creates it
         )
     return None
+
+
+def sudo(cache: WeightsCache, user: str) -> list[str]:
+    """The start of a command run as `user` that sees this cache: sudo starts with a clean
+    environment, so the variables that placed the cache are passed along."""
+    command = ["sudo", "-u", user]
+    if cache.from_environment:
+        command += ["env", *(f"{name}={os.environ[name]}" for name in cache.from_environment)]
+    return command
 
 
 def _writable(path: Path, uid: int) -> bool:
