@@ -14,13 +14,16 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from llmhost import heap
 from llmhost.backends.base import LoadFailed, Probe
+from llmhost.backends.context_fit import create_fitted
 from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
 from llmhost.backends.engine_procs import EngineProcesses
+from llmhost.backends.engine_start import EngineStart
 from llmhost.config import HostConfig, RouteConfig
 
 log = logging.getLogger("llmhost.vllm")
@@ -99,6 +102,7 @@ class VllmBackend:
         self._abandoned = False
         self._standby_problem: str | None = "standby is off for this route"
         self._weights_bytes: int | None = None  # from the checkpoint's files, for standby
+        self.engine_start: EngineStart | None = None  # what the engine's start said about it
 
     async def start(self) -> None:
         # The engine's processes go to the watchdog as they appear: a host killed while
@@ -139,7 +143,17 @@ class VllmBackend:
             logging_config = capture_config(self._failure_log)
             if logging_config is not None:
                 engine["logging_config"] = logging_config
-        return create_engine(self.route.model, self.route.model_ids, engine)
+        # A refused max_model_len is retried once, fitted to the memory there is.
+        client, context = create_fitted(
+            partial(create_engine, self.route.model, self.route.model_ids),
+            engine,
+            self.route,
+            failure_log=self._failure_log,
+            procs=self._procs,
+            abandoned=lambda: self._abandoned,
+        )
+        self.engine_start = EngineStart(context)
+        return client
 
     async def _build_serving(self) -> None:
         from vllm.entrypoints.anthropic.serving import AnthropicServingMessages

@@ -128,3 +128,7 @@ def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -
 
         download = download_bytes([catalog.routes[name] for name in not_cached(estimates)])
     print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy, download))
+    from llmhost.estimate.context import report as fitted  # contexts vLLM would refuse, and the retry's
+
+    if (lines := fitted(estimates, gpu_bytes)) is not None:
+        print(lines)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmhost.backends.base import Backend, Probe
+from llmhost.backends.engine_start import EngineStart, start_stats
 from llmhost.config import RouteConfig
 from llmhost.lifecycle.state import ModelState, check_transition
 
@@ -78,6 +79,7 @@ class Slot:
     estimated_bytes: int | None = None  # llmhost.estimate's figure (fit policy, auto memory)
     estimate_pending: bool = False
     budget_bytes: int | None = None  # the GPU memory the host gave the running engine
+    engine_start: EngineStart | None = None  # what the last cold start's engine said about it
     last_error: str | None = None
     failed_at: float | None = None
 
@@ -151,6 +153,7 @@ class Slot:
             "evictions": self.evictions,
             "cold_start_seconds": _summary(starts),
             "cold_start_histogram": _histogram(starts, COLD_START_BUCKETS),
+            **start_stats(self.engine_start),  # the context it got, and why
             "failed_loads": self.failed_loads,
             "refused": {r: self.refused.get(r, 0) for r in (*REFUSAL_REASONS, *self.refused)},
             "in_flight": len(self.active),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from llmhost.backends.base import BackendFactory, Sleeper
+from llmhost.backends.engine_start import engine_start_of
 from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GIB, GpuMemory, GpuMonitor
@@ -162,6 +163,7 @@ class Transitions:
             slot.measured_bytes = outcome.measured_bytes
         self.margins.observe(slot.route, self._gpu.name, outcome.measured_bytes, slot.budget_bytes)
         slot.backend = outcome.backend
+        slot.engine_start = engine_start_of(outcome.backend)
         slot.probe = outcome.probe
         slot.standby_problem = outcome.standby_problem
         if outcome.standby_problem not in (None, self._standby_unavailable()):

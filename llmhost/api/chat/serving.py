@@ -32,6 +32,7 @@ from llmhost.api.chat.protocol import Endpoint
 from llmhost.api.disconnect import until_disconnected
 from llmhost.api.streaming import LeasedStream, LeaseHold
 from llmhost.backends.base import LlmBackend, ServingResult
+from llmhost.backends.engine_start import served_context
 from llmhost.config import RouteConfig
 from llmhost.errors import (
     HostError,
@@ -64,7 +65,7 @@ def model_list(state: HostState, routes: list[RouteConfig]) -> dict[str, Any]:
 
 
 def _model_card(state: HostState, route: RouteConfig, model_id: str) -> dict[str, Any]:
-    return {
+    card = {
         "id": model_id,
         "object": "model",
         "created": int(state.started_at),
@@ -75,6 +76,10 @@ def _model_card(state: HostState, route: RouteConfig, model_id: str) -> dict[str
         "kind": route.kind,
         "loaded": state.manager.route_state(route.name) is ModelState.READY,
     }
+    if route.runs_vllm:  # the context it serves: its last engine's (fitted down?), else the configured
+        slot = state.manager.slots.get(route.name)
+        card.update(served_context(route, slot.engine_start if slot is not None else None))
+    return card
 
 
 # ---- completions ----------------------------------------------------------------------
