@@ -1,5 +1,10 @@
-"""Running an image job: a place in the route's queue, a lease on the pipeline (loading
-it if needed), the GPU turn, then the backend's `generate`."""
+"""Running an image job: a place in the route's queue, the GPU turn, a lease on the pipeline
+(loading it if needed), then the backend's `generate`.
+
+The lease is taken only once the job has its turn: a job that waits behind others holds
+nothing, so it neither keeps its model from an idle unload nor makes an eviction drain
+wait for it (and be revoked at the drain bound before it even started).
+"""
 
 from __future__ import annotations
 
@@ -41,9 +46,9 @@ async def _queued(
 
         async def leased() -> ImageResult:
             await _preloaded(state, route)
-            async with state.manager.lease(route.name) as lease:
-                async with queue.turn:
-                    place.leave()
+            async with queue.turn:
+                place.leave()
+                async with state.manager.lease(route.name) as lease:
                     backend = lease.backend
                     if not isinstance(backend, ImageBackend):
                         raise HostError(f"{route.primary_id} does not generate images.")

@@ -353,14 +353,16 @@ async def test_queued_job_of_a_departed_client_is_dropped(tiny_models: Any) -> N
         }
         async with jobs.turn:
             call = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
-            # Wait until it holds a lease (the model is loaded) and waits for its turn.
-            await _until(lambda: _stats_in_flight(app) == 1)
+            # Wait until it is queued: it holds a place, and no lease until its turn.
+            await _until(lambda: jobs.waiting.get("vision") == 1)
+            assert _stats_in_flight(app) == 0
             gone.set()  # the client hangs up while queued
             await asyncio.wait_for(call, 10)
             assert jobs.waiting["vision"] == 0
         statuses = [m["status"] for m in sent if m.get("type") == "http.response.start"]
         assert statuses == [499]
-        assert _backend(app).jobs_run == 0, "the departed client's job never ran"
+        # The departed client's job never ran: it did not even load the model.
+        assert _state(app) is ModelState.STOPPED
         assert (
             await client.post("/vision/generate", json={"prompt": "x", "num_inference_steps": 1})
         ).status_code == 200
