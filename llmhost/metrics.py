@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.utils import floatToGoString
 
 _STATES = ("stopped", "loading", "ready", "unloading", "failed", "sleeping", "asleep", "waking")
-_STANDBY = ("off", "on", "unavailable", "disabled")
+_STANDBY = ("off", "checking", "on", "unavailable", "disabled")
 _LABELS = ["route", "model"]
 
 

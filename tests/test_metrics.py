@@ -17,8 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmhost.errors import ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GIB, NullMonitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.state import ModelState
 from llmhost.metrics import render_metrics
 from tests.fakes import FakeGpu, Recorder, catalog
+from tests.lifecycle.clock import ManualClock
 
 NO_GPU = {"available": False, "reason": "test"}
 
@@ -110,14 +112,16 @@ async def test_counters_histogram_and_refusals() -> None:
 async def test_start_timeout_is_counted() -> None:
     rec = Recorder()
     rec.hang.add("a")
-    host = catalog("exclusive", ("a",), start_timeout_seconds=0.3)
-    async with started(ModelManager(host, rec.factory, NullMonitor("test"))) as manager:
+    clock = ManualClock()
+    host = catalog("exclusive", ("a",), start_timeout_seconds=300)
+    async with started(ModelManager(host, rec.factory, NullMonitor("test"), clock=clock)) as manager:
+        request = asyncio.create_task(_use(manager, "a"))
+        await asyncio.wait_for(manager.wait_state("a", ModelState.LOADING), 30)
+        clock.advance(300)
         with pytest.raises(ModelUnavailable):
-            await _use(manager, "a")
-        for _ in range(50):  # the abandoned load counts as failed once the manager gives up on it
-            if scrape(manager)["llmhost_model_load_failures_total"][of("a")] == 1:
-                break
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(request, 30)
+        # The abandoned load counts as failed once its engine is taken back.
+        await asyncio.wait_for(manager.wait_state("a", ModelState.FAILED), 30)
         m = scrape(manager)
         assert m["llmhost_model_load_failures_total"][of("a")] == 1
         assert m["llmhost_requests_refused_total"][of("a", reason="start_timeout")] == 1

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -41,10 +40,10 @@ from llmhost.backends.base import Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GpuMonitor
-from llmhost.lifecycle.scheduler import Preflight, Scheduler
+from llmhost.lifecycle.clock import Clock, MonotonicClock
+from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState
-from llmhost.lifecycle.transitions import Clock
 from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
@@ -66,14 +65,14 @@ class ModelManager:
         backend_factory: BackendFactory,
         gpu: GpuMonitor,
         *,
-        clock: Clock = time.monotonic,
+        clock: Clock | None = None,
         estimator: Estimator | None = None,
         preflight: Preflight | None = None,
         standby_check: StandbyCheck | None = None,
         margins: EngineMargins | None = None,
     ) -> None:
         self.catalog = catalog
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._estimator = estimator if estimator is not None else _estimate_need
         self._standby_check = standby_check if standby_check is not None else _sleep_mode_problem
         self._standby_checked = False
@@ -83,7 +82,7 @@ class ModelManager:
             self.slots,
             backend_factory,
             gpu,
-            clock=clock,
+            clock=self._clock,
             preflight=preflight,
             route_changed=self._estimate_needs,
             margins=margins,
@@ -114,7 +113,7 @@ class ModelManager:
             problem = await asyncio.to_thread(self._standby_check)
         except Exception as exc:
             problem = f"could not tell whether this platform has a sleep mode: {exc}"
-        self._scheduler.standby_unavailable = problem
+        self._scheduler.standby = StandbyPlatform(known=True, problem=problem)
         if problem is not None:
             routes = ", ".join(n for n, r in self.catalog.routes.items() if r.standby == "sleep")
             log.warning(
@@ -239,9 +238,7 @@ class ModelManager:
                 slot.next_route = None
         for name, slot in self.slots.items():
             if name not in catalog.routes and not slot.retired:
-                slot.retired = True
-                slot.reject_waiting(ModelNotFound(f"The route '{name}' was removed."))
-                slot.abandon_load("the route was removed from the configuration")
+                slot.retired = True  # the pass answers its waiting requests and unloads it
                 changes["removed"].append(name)
         self.catalog = catalog
         self._scheduler.host = catalog.host
@@ -296,8 +293,8 @@ class ModelManager:
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = self._clock()
-        unavailable = self._scheduler.standby_unavailable
-        return [slot.stats(now, unavailable) for slot in self.slots.values()]
+        platform = self._scheduler.standby
+        return [slot.stats(now, platform.known, platform.problem) for slot in self.slots.values()]
 
     def begin_close(self) -> None:
         """Start closing now: refuse new work and abandon loads in progress at once, while
@@ -313,21 +310,36 @@ class ModelManager:
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
+        # The pass answers the waiting requests, abandons a load, drains and unloads.
         self._scheduler.closing = True
-        for slot in self.slots.values():
-            slot.refuse("shutting_down", len(slot.waiting))
-            slot.reject_waiting(ShuttingDown("The host is shutting down.", retry_after=30))
-            slot.abandon_load("the host is shutting down")
         self._scheduler.wake()
         bound = self.host.drain_timeout_seconds + self.host.start_timeout_seconds + 60
-        try:
-            await asyncio.wait_for(self._scheduler.stopped.wait(), bound)
-        except asyncio.TimeoutError:
+        await self._clock.wait(self._scheduler.stopped, self._clock() + bound)
+        if not self._scheduler.stopped.is_set():
             log.error("shutdown: models still not stopped after %.0f s, giving up", bound)
-        for task in (self._loop_task, self._scheduler.op, *self._background):
+        op = self._scheduler.op
+        for task in (self._loop_task, op.task if op is not None else None, *self._background):
             if task is not None and not task.done():
                 task.cancel()
         heap.thaw()  # nothing is loaded any more
+
+    async def wait_state(self, route_name: str, *states: ModelState) -> ModelState:
+        """Wait until `route_name` is in one of `states` (checked after every pass, where
+        every state change happens); returns the state reached."""
+        while True:
+            state = self.slots[route_name].state
+            if state in states:
+                return state
+            await self._scheduler.next_pass()
+
+    async def wait_until(self, check: Callable[[], bool]) -> None:
+        """Wait until `check()` holds, checked now and after every pass."""
+        while not check():
+            await self._scheduler.next_pass()
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self._scheduler
 
     def _withdraw(self, slot: Slot, ticket: Ticket) -> None:
         """A waiter gave up (timeout, client gone): drop its ticket, or release what it got."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llmhost.backends.base import Backend, BackendFactory, LoadFailed, Probe, Sleeper
 from llmhost.backends.engine_failure import describe
@@ -25,12 +25,16 @@ log = logging.getLogger("llmhost.lifecycle")
 ABANDONED_START_SECONDS = 30.0
 # A wake (with its probe) slower than this failed: vLLM's wakes take 0.3-3 s for models up
 # to 7B, a level-2 wake rereads the weights; one this slow is stuck, or no faster than a
-# cold start.
+# cold start. The scheduler enforces it on its clock by resolving the operation's abort.
 WAKE_TIMEOUT_SECONDS = 60.0
+# A sleep slower than this failed (vLLM's take a second or two: the weights are copied to
+# host RAM at level 1); the engine is then shut down. Enforced like the wake's bound.
+SLEEP_TIMEOUT_SECONDS = 60.0
 # The probe after a cold load: a few tokens, so far more than enough.
 PROBE_TIMEOUT_SECONDS = 60.0
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -162,12 +166,13 @@ async def reclaim(
     its start (vLLM: its processes are killed); the start then returns, and its memory
     is back before anything else loads."""
     start = abandoned.start
-    if abandoned.backend is None or start is None:
+    if abandoned.backend is None:
         return Reclaimed(None)
     await stop(abandoned.backend, abandoned.route)
-    await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
-    if start.done() and not start.cancelled():
-        start.exception()  # retrieved: the failure is already reported
+    if start is not None:
+        await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
+        if start.done() and not start.cancelled():
+            start.exception()  # retrieved: the failure is already reported
     return await memory_back(
         monitor=monitor, before=before, expected_bytes=None, settle_seconds=settle_seconds, clock=clock
     )
@@ -184,16 +189,20 @@ async def sleep(
     backend: Sleeper,
     level: int,
     *,
+    abort: asyncio.Future[str],
     monitor: GpuMonitor,
     expected_bytes: int | None,
     settle_seconds: float,
     clock: Clock,
 ) -> Slept | Failed:
-    """Put a drained engine to sleep and wait until the memory it gave back shows as free."""
+    """Put a drained engine to sleep and wait until the memory it gave back shows as free.
+    An `abort` (its time bound) fails the sleep: the engine is then shut down."""
     started = clock()
     before = monitor.memory()
     try:
-        ram = await backend.sleep(level)
+        ram = await until_aborted(backend.sleep(level), abort)
+    except Aborted as stop:
+        return Failed(f"the level-{level} sleep {stop.reason}")
     except Exception as exc:
         return Failed(f"the level-{level} sleep failed: {describe_failure(exc)}")
     freed = await settle(monitor, before, expected_bytes, clock() + settle_seconds, clock)
@@ -201,16 +210,17 @@ async def sleep(
 
 
 async def wake(
-    backend: Sleeper, level: int, expected: Probe, *, clock: Clock, bound: float = WAKE_TIMEOUT_SECONDS
+    backend: Sleeper, level: int, expected: Probe, *, abort: asyncio.Future[str], clock: Clock
 ) -> Woke | WakeFailed:
     """Wake an asleep engine and run the probe: only a wake whose probe reproduces the
     one recorded at the cold load is a wake (vLLM's known failures: a level-2 wake into
-    gibberish, a wake that fails or wedges, corrupted weights after a wake)."""
+    gibberish, a wake that fails or wedges, corrupted weights after a wake). An `abort`
+    (its time bound) fails the wake."""
     started = clock()
     try:
-        got = await asyncio.wait_for(_wake_and_probe(backend, level), bound)
-    except asyncio.TimeoutError:
-        return WakeFailed(f"the wake and its probe took longer than {bound:g} s")
+        got = await until_aborted(_wake_and_probe(backend, level), abort)
+    except Aborted as stop:
+        return WakeFailed(f"the wake and its probe {stop.reason}")
     except Exception as exc:
         return WakeFailed(f"the wake failed: {describe_failure(exc)}")
     if got.token_ids != expected.token_ids:
@@ -237,6 +247,33 @@ async def memory_back(
     """Wait (at most `settle_seconds`) until the memory given back shows as free."""
     freed = await settle(monitor, before, expected_bytes, clock() + settle_seconds, clock)
     return Reclaimed(freed)
+
+
+class Aborted(Exception):
+    """The operation's abort resolved while it waited (its bound passed, or a stop)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def until_aborted(work: Coroutine[Any, Any, T], abort: asyncio.Future[str]) -> T:
+    """`work`'s result, unless `abort` resolves first: then `work` is cancelled and
+    Aborted raised with the abort's reason."""
+    task = asyncio.ensure_future(work)
+    waiters: set[asyncio.Future[Any]] = {task, abort}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: the abort is what is reported
+    raise Aborted(abort.result())
 
 
 async def stop(backend: Backend, route: RouteConfig) -> None:

@@ -1,11 +1,13 @@
 """The scheduling pass: the one owner of every model's state.
 
 `run` wakes on any event (a new ticket, a released lease, a finished GPU operation, a
-timer) and runs `_schedule`, a synchronous pass over all models, so nothing changes
-between a decision and its action. The pass grants leases, marks models for eviction
-(idle, making room, reloaded, shutting down) and decides the next GPU operation; its
-`Transitions` (llmhost.lifecycle.transitions) start that operation and, when its slow
-work (llmhost.lifecycle.operations) returns an outcome, apply it to the slot.
+request to close, reload or unload, a timer on its clock) and runs `_schedule`, a
+synchronous pass over all models, so nothing changes between a decision and its action.
+The pass applies the outcome of a finished GPU operation, grants leases, answers the
+requests that must not wait, marks models for eviction (idle, making room, reloaded,
+shutting down) and decides the next GPU operation; its `Transitions`
+(llmhost.lifecycle.transitions) start that operation and apply its outcome. Every state
+change happens in a pass.
 """
 
 from __future__ import annotations
@@ -14,22 +16,36 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
-from llmhost.errors import ModelUnavailable
+from llmhost.errors import ModelNotFound, ModelUnavailable, ShuttingDown
 from llmhost.gpu import GpuMonitor
+from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
 from llmhost.lifecycle.slot import Lease, Slot
 from llmhost.lifecycle.state import ModelState, has_engine
-from llmhost.lifecycle.transitions import Clock, Transitions, failed_error, need_of
+from llmhost.lifecycle.transitions import Operation, Transitions, failed_error, need_of
 from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
 # Why a route's model cannot be found (llmhost.preflight.problem), None when it may load.
 Preflight = Callable[[RouteConfig], "str | None"]
+
+
+@dataclass(frozen=True)
+class StandbyPlatform:
+    """vLLM's answer on sleep mode for this machine: unknown until it has answered, then
+    available (`problem` None) or unavailable (why). Standby routes wait for it to load."""
+
+    known: bool = False
+    problem: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.known and self.problem is None
 
 
 class Scheduler:
@@ -52,22 +68,23 @@ class Scheduler:
         self._preflight = preflight
         self._route_changed = route_changed  # a reloaded route took its new settings
         self._wake = asyncio.Event()
-        # Why this platform has no sleep mode (None: it has, or nobody asked yet).
-        self.standby_unavailable: str | None = None
+        self.standby = StandbyPlatform()  # set by the manager once vLLM has answered
         self._transitions = Transitions(
             lambda: self.host,
             factory,
             gpu,
             clock=clock,
             wake=self.wake,
-            standby_unavailable=lambda: self.standby_unavailable,
+            standby_unavailable=lambda: self.standby.problem,
             margins=margins,
         )
         self.closing = False
         self.stopped = asyncio.Event()  # set when closing and everything is stopped
+        self.passes = 0  # passes run so far
+        self._pass_waiters: list[asyncio.Future[None]] = []
 
     @property
-    def op(self) -> asyncio.Task[Any] | None:
+    def op(self) -> Operation | None:
         """The GPU operation in progress, if any."""
         return self._transitions.op
 
@@ -78,11 +95,28 @@ class Scheduler:
         while True:
             self._wake.clear()
             deadline = self._schedule()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            self._passed()
+            await self._clock.wait(self._wake, deadline)
+
+    async def next_pass(self) -> None:
+        """Return after the next pass: every state change happens in one, so a caller
+        waiting for a state checks again each time (tests, `ModelManager.wait_state`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._pass_waiters.append(waiter)
+        await waiter
+
+    async def settled(self) -> None:
+        """Return once every event so far has had its pass and no GPU operation runs:
+        nothing changes now until a new event or a timer."""
+        while self.passes == 0 or self._wake.is_set() or self._transitions.op is not None:
+            await self.next_pass()
+
+    def _passed(self) -> None:
+        self.passes += 1
+        waiters, self._pass_waiters = self._pass_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def grant(self, slot: Slot) -> Lease | None:
         """A lease on `slot` if it is ready and under its limit, else None: the only place
@@ -105,17 +139,60 @@ class Scheduler:
         """One decision pass. Returns when the next timer is due (None: nothing pending)."""
         now = self._clock()
         deadlines: list[float] = []
+        op = self._transitions.op
+        if op is not None and op.task.done():
+            self._finish(op)
+        self._check_operation(now, deadlines)
         for slot in list(self.slots.values()):
             if self._apply_reload(slot, now):
                 continue
+            if self.closing:
+                self._close_slot(slot, now)
             self._grant_waiting(slot)
             self._check_failed(slot, now, deadlines)
             self._check_idle(slot, now, deadlines)
-        if self.closing:
-            self._schedule_close()
         if self._transitions.op is None:
             self._next_operation(now, deadlines)
+        op = self._transitions.op
+        if op is not None and op.deadline is not None and not op.abort.done():
+            deadlines.append(op.deadline)  # an operation started in this pass has its bound too
+        if self.closing and op is None and not self._holds_engines():
+            self.stopped.set()
         return min(deadlines, default=None)
+
+    def _finish(self, op: Operation) -> None:
+        try:
+            self._transitions.finish()
+        except Exception as exc:
+            name = op.slot.route.name if op.slot is not None else "an orphaned engine"
+            log.error("model operation for %s crashed", name, exc_info=exc)
+
+    def _check_operation(self, now: float, deadlines: list[float]) -> None:
+        """The operation in progress past its bound (a load's start timeout, a sleep's or a
+        wake's): abort it. An abandoned load's waiters get their 503 now."""
+        op = self._transitions.op
+        if op is None or op.deadline is None or op.abort.done():
+            return
+        if now < op.deadline:
+            deadlines.append(op.deadline)
+            return
+        slot = op.slot
+        if op.kind == "load" and slot is not None:
+            if self._transitions.abandon(slot, op.overdue, failed=True):
+                slot.refuse("start_timeout", len(slot.waiting))
+                slot.reject_waiting(
+                    ModelUnavailable(
+                        f"{slot.route.primary_id} did not become ready: {op.overdue}. Retry later; "
+                        "START_TIMEOUT_SECONDS sets the limit.",
+                        retry_after=self.host.retry_backoff_seconds or 30,
+                    )
+                )
+                self._wake.set()
+        else:
+            op.stop(op.overdue)
+
+    def _holds_engines(self) -> bool:
+        return bool(self._transitions.orphans) or any(has_engine(s.state) for s in self.slots.values())
 
     def _grant_waiting(self, slot: Slot) -> None:
         if slot.state is not ModelState.READY or slot.backend is None:
@@ -138,10 +215,14 @@ class Scheduler:
         """Move a reloaded route toward its new settings; True if the slot is gone."""
         if slot.next_route is None and not slot.retired:
             return False
-        if slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
-            why = "removed from the configuration" if slot.retired else "configuration changed"
+        why = "removed from the configuration" if slot.retired else "configuration changed"
+        if slot.retired and slot.waiting:
+            slot.reject_waiting(ModelNotFound(f"The route '{slot.route.name}' was removed."))
+        if slot.retired and slot.state is ModelState.LOADING:
+            self._transitions.abandon(slot, f"the route was {why}", failed=False)
+        elif slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
             self._mark_evicting(slot, why, now, bounded=False)
-        elif slot.state in (ModelState.STOPPED, ModelState.FAILED):
+        elif slot.state in (ModelState.STOPPED, ModelState.FAILED) and not self._busy_with(slot):
             if slot.retired:
                 del self.slots[slot.route.name]
                 return True
@@ -173,15 +254,26 @@ class Scheduler:
         else:
             deadlines.append(due)
 
-    def _schedule_close(self) -> None:
-        now = self._clock()
-        for slot in self.slots.values():
-            if slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
-                self._mark_evicting(slot, "host shutting down", now)
-        if self._transitions.op is None and not any(has_engine(s.state) for s in self.slots.values()):
-            self.stopped.set()
+    def _close_slot(self, slot: Slot, now: float) -> None:
+        """The host is closing: refuse what waits, abandon a load, shut every engine down."""
+        if slot.waiting:
+            slot.refuse("shutting_down", len(slot.waiting))
+            slot.reject_waiting(ShuttingDown("The host is shutting down.", retry_after=30))
+        if slot.state is ModelState.LOADING:
+            self._transitions.abandon(slot, "the host is shutting down", failed=False)
+        elif slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
+            self._mark_evicting(slot, "host shutting down", now)
+
+    def _busy_with(self, slot: Slot) -> bool:
+        """Whether the GPU operation in progress is this model's."""
+        op = self._transitions.op
+        return op is not None and op.slot is slot
 
     def _next_operation(self, now: float, deadlines: list[float]) -> None:
+        # 0. Engines no model owns: shut them down before anything else takes memory.
+        if self._transitions.orphans:
+            self._transitions.reclaim_orphan()
+            return
         # 1. Finish evictions already decided: unload (or put to sleep) once drained or
         #    the drain bound passed.
         for slot in self.slots.values():
@@ -189,13 +281,12 @@ class Scheduler:
                 self._transitions.unload(slot)
                 return
             if slot.evicting and slot.state is ModelState.READY:
-                assert slot.drain_started is not None
-                drain_deadline = slot.drain_started + self.host.drain_timeout_seconds
-                overdue = slot.drain_bounded and now >= drain_deadline
+                drain_deadline = slot.drain_deadline
+                overdue = drain_deadline is not None and now >= drain_deadline
                 if not slot.active or overdue:
                     self._evict(slot)
                     return
-                if slot.drain_bounded:
+                if drain_deadline is not None:
                     deadlines.append(drain_deadline)
         if self.closing:
             return
@@ -205,6 +296,10 @@ class Scheduler:
         wanted = min(candidates, key=lambda s: s.oldest_wait() or 0.0, default=None)
         if wanted is None or wanted.estimate_pending:
             return  # an estimate in progress wakes the scheduler when it is done
+        if wanted.route.standby == "sleep" and not self.standby.known:
+            # Its engine's size depends on whether engines will sleep beside it: wait for
+            # vLLM's answer (the manager wakes the scheduler with it).
+            return
         asleep = wanted.state is ModelState.ASLEEP
         refused = self._preflight(wanted.route) if self._preflight is not None and not asleep else None
         if refused is not None:
@@ -280,7 +375,7 @@ class Scheduler:
         asleep now (those asleep already show in the free reading) that much stays free,
         or this engine, sized to fill the card, could not wake later beside them. A route
         without standby never wakes, so it may take everything."""
-        if self.standby_unavailable is not None or loading.route.standby != "sleep":
+        if not self.standby.available or loading.route.standby != "sleep":
             return 0
         if loading.standby_disabled is not None:
             return 0
@@ -298,7 +393,7 @@ class Scheduler:
         backend = slot.backend
         return (
             slot.route.standby == "sleep"
-            and self.standby_unavailable is None
+            and self.standby.available
             and slot.standby_problem is None
             and slot.standby_disabled is None
             and slot.probe is not None
@@ -311,8 +406,7 @@ class Scheduler:
         self, slot: Slot, reason: str, now: float, *, bounded: bool = True, standby: bool = False
     ) -> None:
         slot.evicting = reason
-        slot.drain_started = now
-        slot.drain_bounded = bounded
+        slot.drain_deadline = now + self.host.drain_timeout_seconds if bounded else None
         slot.to_standby = standby  # only making room sleeps; idle, reloads and stops shut down
         if slot.active:
             log.info(

@@ -54,15 +54,20 @@ class Slot:
 
     # Eviction in progress: no new leases are granted; unloads once drained.
     evicting: str | None = None
-    drain_started: float | None = None
-    drain_bounded: bool = True  # False: wait for in-flight requests however long (reloads)
+    drain_deadline: float | None = None  # in-flight requests are cut off then (None: no bound)
 
     # models.toml was reloaded: the route's new settings (applied once it is stopped),
     # or retired when the route was removed.
     next_route: RouteConfig | None = None
     retired: bool = False
     swap_pending: bool = False  # the next load of this model is a swap
-    abort: asyncio.Future[str] | None = None  # set while loading: resolve it to abandon the load
+    # The load in progress was abandoned (unloading while its engine is taken back): why,
+    # and whether that counts as a failed load (the start timeout) or not (a stop, a reload).
+    abandoned: str | None = None
+    abandon_failed: bool = False
+    # Bumped when the scheduler contains an error in this model's handling: an operation
+    # started before then finds the slot moved on, and its outcome is reclaimed, not applied.
+    epoch: int = 0
     preparing: int = 0  # requests held up before they can ask for a lease (library import)
 
     last_used: float = 0.0  # monotonic; end of the last lease (or time of load)
@@ -116,29 +121,29 @@ class Slot:
             if not ticket.granted.done():
                 ticket.granted.set_exception(error)
 
-    def abandon_load(self, reason: str) -> None:
-        """Tell a load in progress to give up (the scheduler applies the outcome)."""
-        if self.abort is not None and not self.abort.done():
-            self.abort.set_result(reason)
-
     def oldest_wait(self) -> float | None:
         return self.waiting[0].arrived if self.waiting else None
 
-    def standby(self, unavailable: str | None) -> tuple[str, str | None]:
-        """The standby setting as it stands: off, on, unavailable or disabled, and why.
-        `unavailable` is the host's reason when the platform has no sleep mode."""
+    def standby(self, known: bool, unavailable: str | None) -> tuple[str, str | None]:
+        """The standby setting as it stands: off, checking, on, unavailable or disabled,
+        and why. `known`: vLLM has said whether this platform has a sleep mode;
+        `unavailable`: its reason when it has none."""
         if self.route.standby == "off":
             return "off", None
+        if not known:
+            return "checking", "asking vLLM whether this machine has a sleep mode"
         if unavailable is not None or self.standby_problem is not None:
             return "unavailable", unavailable or self.standby_problem
         if self.standby_disabled is not None:
             return "disabled", self.standby_disabled
         return "on", None
 
-    def stats(self, now: float, standby_unavailable: str | None = None) -> dict[str, Any]:
+    def stats(
+        self, now: float, standby_known: bool = True, standby_unavailable: str | None = None
+    ) -> dict[str, Any]:
         starts = self.cold_starts
         wakes = self.wake_seconds
-        standby, standby_reason = self.standby(standby_unavailable)
+        standby, standby_reason = self.standby(standby_known, standby_unavailable)
         return {
             "route": self.route.name,
             "model": self.route.primary_id,

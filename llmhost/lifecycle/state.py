@@ -24,8 +24,10 @@ class IllegalTransition(RuntimeError):
 _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
     # STOPPED -> FAILED: the pre-flight check refused the load before anything was evicted.
     ModelState.STOPPED: frozenset({ModelState.LOADING, ModelState.FAILED}),
-    # LOADING -> FAILED: too little free memory, the engine raised, or the load was abandoned.
-    ModelState.LOADING: frozenset({ModelState.READY, ModelState.FAILED}),
+    # LOADING -> FAILED: too little free memory, or the engine raised.
+    # LOADING -> UNLOADING: the load was abandoned (the start timeout, a stop, a reload,
+    # an unload request): the engine it began is stopped and its memory waited for.
+    ModelState.LOADING: frozenset({ModelState.READY, ModelState.FAILED, ModelState.UNLOADING}),
     # READY -> SLEEPING: evicted to make room, with standby on (else it unloads).
     ModelState.READY: frozenset({ModelState.UNLOADING, ModelState.SLEEPING}),
     # SLEEPING -> UNLOADING: the sleep failed; an engine in an unknown state is shut down.
@@ -35,7 +37,9 @@ _ALLOWED: dict[ModelState, frozenset[ModelState]] = {
     # WAKING -> UNLOADING: the wake failed or its probe disagreed: shut down, then cold-load.
     ModelState.WAKING: frozenset({ModelState.READY, ModelState.UNLOADING}),
     # A backend that raises while stopping is treated as stopped (operations.stop).
-    ModelState.UNLOADING: frozenset({ModelState.STOPPED}),
+    # UNLOADING -> FAILED: the load it took back was abandoned for a failure (the start
+    # timeout), so the retry backoff applies.
+    ModelState.UNLOADING: frozenset({ModelState.STOPPED, ModelState.FAILED}),
     # FAILED -> LOADING: the retry after retry_backoff_seconds; FAILED -> FAILED: the
     # pre-flight check refused that retry. A failed model holds no GPU memory, so it
     # never needs an unload on the way back.

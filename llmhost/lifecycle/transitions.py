@@ -1,11 +1,19 @@
 """The scheduler's hands: start a GPU operation, apply its outcome to the slot.
 
-Called only by the scheduler (llmhost.lifecycle.scheduler), from its pass or from the
-done callback of the operation it started, always on the event loop: the state changes
-made here are the scheduler's. The slow work itself is in llmhost.lifecycle.operations,
-which returns outcomes and never touches a slot. One operation runs at a time (`op`);
-a load or an unload may take two steps (stop the engine, then wait for its memory), and
-the second starts in the first one's callback, so nothing else gets in between.
+Called only by the scheduler (llmhost.lifecycle.scheduler), from its pass, always on the
+event loop: the state changes made here are the scheduler's. The slow work itself is in
+llmhost.lifecycle.operations, which returns outcomes and never touches a slot. One
+operation runs at a time (`op`); when it finishes, its task wakes the scheduler, and the
+next pass applies its outcome (`finish`). A load or an unload may take two steps (stop
+the engine, then wait for its memory): the apply of the first starts the second, in the
+same pass, so nothing else gets in between.
+
+Every operation has an *abort* future. The scheduler resolves it when the operation's
+time bound passes on its clock (a load's start timeout, a sleep's or a wake's bound) or
+when a load is abandoned (a stop, a reload, an unload request); the slow work watches it
+at every await and returns early. An outcome that arrives for a slot that has moved on
+(the scheduler contained an error in its handling meanwhile) is never dropped: an engine
+it carries is queued for shutdown (`orphans`).
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.backends.engine_start import engine_start_of
@@ -21,7 +30,17 @@ from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GIB, GpuMemory, GpuMonitor
 from llmhost.lifecycle import operations
-from llmhost.lifecycle.operations import Abandoned, Failed, LoadOutcome, Reclaimed, Slept, WakeFailed, Woke
+from llmhost.lifecycle.clock import Clock
+from llmhost.lifecycle.operations import (
+    Abandoned,
+    Failed,
+    Loaded,
+    LoadOutcome,
+    Reclaimed,
+    Slept,
+    WakeFailed,
+    Woke,
+)
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
@@ -32,8 +51,26 @@ log = logging.getLogger("llmhost.lifecycle")
 # Failed sleeps or wakes after which a route's standby is off until the host restarts.
 STANDBY_FAILURE_LIMIT = 2
 
-Clock = Callable[[], float]
-T = TypeVar("T")
+# The slow work of an operation, given its abort future.
+Work = Callable[[asyncio.Future[str]], Coroutine[Any, Any, Any]]
+
+
+@dataclass(eq=False)
+class Operation:
+    """The GPU operation in progress: its task, what to do with its outcome, its abort."""
+
+    slot: Slot | None  # None: shutting down an engine no model owns any more (orphans)
+    kind: str  # load, reclaim, unload, memory, sleep, wake, orphan
+    task: asyncio.Task[Any]
+    apply: Callable[[Any], None]
+    abort: asyncio.Future[str]
+    epoch: int  # the slot's epoch when it began: a different one means the slot moved on
+    deadline: float | None = None  # on the scheduler's clock; then `abort` with `overdue`
+    overdue: str = ""
+
+    def stop(self, reason: str) -> None:
+        if not self.abort.done():
+            self.abort.set_result(reason)
 
 
 class Transitions:
@@ -55,22 +92,72 @@ class Transitions:
         self._wake = wake
         self._standby_unavailable = standby_unavailable  # the platform's reason, said once at start-up
         self.margins = margins if margins is not None else EngineMargins()  # llmhost.margin
-        self.op: asyncio.Task[Any] | None = None  # the GPU operation in progress
+        self.op: Operation | None = None  # the GPU operation in progress
+        # Engines no model owns any more, shut down as the next GPU operations: a load's
+        # outcome for a slot that moved on, or the engine of a model whose handling raised.
+        self.orphans: list[Abandoned] = []
 
-    def begin(self, slot: Slot, work: Coroutine[Any, Any, T], apply: Callable[[T], None]) -> None:
-        task = asyncio.create_task(work, name=f"gpu-op-{slot.route.name}")
-        self.op = task
+    def begin(
+        self,
+        slot: Slot | None,
+        kind: str,
+        work: Work,
+        apply: Callable[[Any], None],
+        *,
+        bound: float | None = None,
+        overdue: str = "",
+    ) -> None:
+        """Start `work` as the GPU operation; the pass applies its outcome with `apply`.
+        `bound`: seconds on the scheduler's clock after which its abort resolves with
+        `overdue` as the reason."""
+        assert self.op is None, "one GPU operation at a time"
+        loop = asyncio.get_running_loop()
+        abort: asyncio.Future[str] = loop.create_future()
+        name = f"gpu-op-{kind}-{slot.route.name if slot is not None else 'orphan'}"
+        task = asyncio.create_task(work(abort), name=name)
+        deadline = None if bound is None else self._clock() + bound
+        epoch = slot.epoch if slot is not None else 0
+        self.op = Operation(slot, kind, task, apply, abort, epoch, deadline, overdue)
+        task.add_done_callback(lambda _: self._wake())
 
-        def _done(t: asyncio.Task[T]) -> None:
-            self.op = None
-            try:
-                if not t.cancelled():
-                    apply(t.result())
-            except Exception as exc:
-                log.error("model operation for %s crashed", slot.route.name, exc_info=exc)
-            self._wake()
+    def finish(self) -> None:
+        """Apply the finished operation's outcome (called by the pass once its task is done).
+        An error in the slow work itself is raised here, for the scheduler to contain."""
+        op = self.op
+        assert op is not None and op.task.done()
+        self.op = None
+        if op.task.cancelled():
+            raise RuntimeError(f"the {op.kind} operation was cancelled")
+        outcome = op.task.result()
+        if op.slot is not None and op.slot.epoch != op.epoch:
+            self.adopt(outcome)  # the slot moved on: reclaim what the outcome holds
+            return
+        op.apply(outcome)
 
-        task.add_done_callback(_done)
+    def adopt(self, outcome: Any) -> None:
+        """Queue for shutdown the engine an outcome holds that no model will own."""
+        if isinstance(outcome, Loaded):
+            self.orphans.append(Abandoned("its model moved on", outcome.backend.route, outcome.backend))
+        elif isinstance(outcome, Abandoned) and outcome.backend is not None:
+            self.orphans.append(outcome)
+
+    def reclaim_orphan(self) -> None:
+        """Shut the next orphaned engine down and wait for its memory."""
+        orphan = self.orphans.pop(0)
+        log.warning(
+            "shutting down an engine of %s that no model owns: %s", orphan.route.primary_id, orphan.reason
+        )
+
+        def work(_: asyncio.Future[str]) -> Coroutine[Any, Any, Reclaimed]:
+            return operations.reclaim(
+                orphan,
+                monitor=self._gpu,
+                before=self._gpu.memory(),
+                settle_seconds=self._host().vram_settle_seconds,
+                clock=self._clock,
+            )
+
+        self.begin(None, "orphan", work, lambda _: None)
 
     def load(self, slot: Slot, *, reserve_bytes: int = 0) -> None:
         """Start loading `slot`; `reserve_bytes` stays free for engines that will sleep
@@ -108,57 +195,54 @@ class Transitions:
             route.model,
             gpu_text,
         )
-        # A load is abandoned by resolving its abort future: a stop, a reload that removes
-        # the route, or this timer. The model fails the moment it resolves (its waiters
-        # get 503 at once); the operation then returns Abandoned and reclaim follows.
-        loop = asyncio.get_running_loop()
-        abort: asyncio.Future[str] = loop.create_future()
-        slot.abort = abort
         timeout = self._host().start_timeout_seconds
-        timer = loop.call_later(timeout, _resolve, abort, f"loading took longer than {timeout:g} s")
-        abort.add_done_callback(lambda _: self._abandoned(slot, abort))
-        work = operations.load(
-            self._factory,
-            sized_route(route, budget),
-            self._host(),
-            abort=abort,
-            monitor=self._gpu,
-            before=before,
-            started=started,
-            clock=self._clock,
+
+        def work(abort: asyncio.Future[str]) -> Coroutine[Any, Any, LoadOutcome]:
+            return operations.load(
+                self._factory,
+                sized_route(route, budget),
+                self._host(),
+                abort=abort,
+                monitor=self._gpu,
+                before=before,
+                started=started,
+                clock=self._clock,
+            )
+
+        self.begin(
+            slot,
+            "load",
+            work,
+            lambda outcome: self._loaded(slot, outcome, kind, before),
+            bound=timeout,
+            overdue=f"loading took longer than {timeout:g} s",
         )
-        self.begin(slot, work, lambda outcome: self._loaded(slot, outcome, kind, before, timer))
 
-    def _abandoned(self, slot: Slot, abort: asyncio.Future[str]) -> None:
-        if slot.abort is abort and not abort.cancelled():  # still loading: nothing applied yet
-            slot.abort = None
-            self.fail(slot, abort.result())
+    def abandon(self, slot: Slot, reason: str, *, failed: bool) -> bool:
+        """Give up the load in progress of `slot` (False: it is not loading). The model
+        goes to `unloading` at once: the load's engine is taken back when its operation
+        returns, then the model is stopped, or failed when `failed` (the start timeout).
+        Its waiting requests are the caller's to answer."""
+        op = self.op
+        if slot.state is not ModelState.LOADING or op is None or op.slot is not slot or op.kind != "load":
+            return False
+        op.stop(reason)
+        slot.to(ModelState.UNLOADING)
+        slot.abandoned, slot.abandon_failed = reason, failed
+        slot.budget_bytes = None
+        slot.swap_pending = False
+        log.warning("abandoning the load of %s: %s", slot.route.primary_id, reason)
+        return True
 
-    def _loaded(
-        self,
-        slot: Slot,
-        outcome: LoadOutcome,
-        kind: str,
-        before: GpuMemory | None,
-        timer: asyncio.TimerHandle,
-    ) -> None:
-        timer.cancel()
-        slot.abort = None
+    def _loaded(self, slot: Slot, outcome: LoadOutcome, kind: str, before: GpuMemory | None) -> None:
+        if slot.abandoned is not None:
+            self._take_back(slot, outcome, before)
+            return
         if isinstance(outcome, Failed):
             self.fail(slot, outcome.reason)
             return
-        if isinstance(outcome, Abandoned):
-            if slot.state is ModelState.LOADING:  # normally already failed by _abandoned
-                self.fail(slot, outcome.reason)
-            work = operations.reclaim(
-                outcome,
-                monitor=self._gpu,
-                before=before,
-                settle_seconds=self._host().vram_settle_seconds,
-                clock=self._clock,
-            )
-            self.begin(slot, work, lambda _: None)
-            return
+        if isinstance(outcome, Abandoned):  # only abandon() resolves a load's abort
+            raise RuntimeError(f"a load returned abandoned ({outcome.reason}) that was not abandoned")
         if outcome.measured_bytes is not None:
             slot.measured_bytes = outcome.measured_bytes
         self.margins.observe(slot.route, self._gpu.name, outcome.measured_bytes, slot.budget_bytes)
@@ -182,6 +266,41 @@ class Transitions:
             slot.swap_pending = False
         memory = f", {slot.measured_bytes / GIB:.2f} GiB" if slot.measured_bytes is not None else ""
         log.info("ready: %s in %.1f s (%s%s)", slot.route.primary_id, outcome.elapsed, kind, memory)
+
+    def _take_back(self, slot: Slot, outcome: LoadOutcome, before: GpuMemory | None) -> None:
+        """The outcome of an abandoned load, whatever it is: an engine it started is stopped
+        and its memory waited for (`reclaim`), never kept or dropped."""
+        reason = slot.abandoned or "abandoned"
+        if isinstance(outcome, Loaded):  # it finished starting just as it was abandoned
+            outcome = Abandoned(reason, slot.route, outcome.backend)
+        if not isinstance(outcome, Abandoned) or outcome.backend is None:
+            self._abandon_done(slot)  # failed (already stopped), or abandoned before it began
+            return
+        taken = outcome
+
+        def work(_: asyncio.Future[str]) -> Coroutine[Any, Any, Reclaimed]:
+            return operations.reclaim(
+                taken,
+                monitor=self._gpu,
+                before=before,
+                settle_seconds=self._host().vram_settle_seconds,
+                clock=self._clock,
+            )
+
+        self.begin(slot, "reclaim", work, lambda _: self._abandon_done(slot))
+
+    def _abandon_done(self, slot: Slot) -> None:
+        reason = slot.abandoned or "abandoned"
+        failed = slot.abandon_failed
+        slot.abandoned, slot.abandon_failed = None, False
+        slot.last_error = reason if failed else f"the load was abandoned: {reason}"
+        if failed:
+            slot.to(ModelState.FAILED)
+            slot.failed_at = self._clock()
+            slot.failed_loads += 1
+        else:
+            slot.to(ModelState.STOPPED)
+        log.info("the abandoned load of %s is taken back (%s)", slot.route.primary_id, reason)
 
     def unload(self, slot: Slot) -> None:
         route = slot.route
@@ -213,8 +332,7 @@ class Transitions:
             slot.backend = None
             slot.budget_bytes = None
             slot.evicting = None
-            slot.drain_started = None
-            slot.drain_bounded = True
+            slot.drain_deadline = None
             slot.to_standby = False
             slot.probe = None  # standby_problem stays: /stats says why the last engine could not sleep
             slot.asleep_ram_bytes = slot.asleep_gpu_bytes = None
@@ -229,7 +347,7 @@ class Transitions:
                 settle_seconds=self._host().vram_settle_seconds,
                 clock=self._clock,
             )
-            self.begin(slot, work, unloaded)
+            self.begin(slot, "memory", lambda _: work, unloaded)
 
         def unloaded(back: Reclaimed) -> None:
             freed = (
@@ -238,7 +356,7 @@ class Transitions:
             took = self._clock() - started
             log.info("unloaded %s (%s) in %.1f s%s", route.primary_id, reason, took, freed)
 
-        self.begin(slot, operations.unload(backend, route), stopped)
+        self.begin(slot, "unload", lambda _: operations.unload(backend, route), stopped)
 
     def sleep(self, slot: Slot, ram_bytes: int) -> None:
         """Put a drained model to sleep instead of unloading it (standby on, RAM allowing)."""
@@ -256,8 +374,7 @@ class Transitions:
                 self.unload(slot)  # an engine in an unknown state is shut down
                 return
             slot.to(ModelState.ASLEEP)
-            slot.evicting = slot.drain_started = None
-            slot.drain_bounded = True
+            slot.evicting = slot.drain_deadline = None
             slot.to_standby = False
             slot.sleeps += 1
             slot.asleep_ram_bytes = outcome.ram_bytes if outcome.ram_bytes is not None else ram_bytes
@@ -273,15 +390,19 @@ class Transitions:
                 slot.asleep_ram_bytes / GIB,
             )
 
-        work = operations.sleep(
-            backend,
-            level,
-            monitor=self._gpu,
-            expected_bytes=slot.measured_bytes,
-            settle_seconds=self._host().vram_settle_seconds,
-            clock=self._clock,
-        )
-        self.begin(slot, work, slept)
+        def work(abort: asyncio.Future[str]) -> Coroutine[Any, Any, Slept | Failed]:
+            return operations.sleep(
+                backend,
+                level,
+                abort=abort,
+                monitor=self._gpu,
+                expected_bytes=slot.measured_bytes,
+                settle_seconds=self._host().vram_settle_seconds,
+                clock=self._clock,
+            )
+
+        bound = operations.SLEEP_TIMEOUT_SECONDS
+        self.begin(slot, "sleep", work, slept, bound=bound, overdue=f"took longer than {bound:g} s")
 
     def wake(self, slot: Slot) -> None:
         """Wake an asleep model for its waiting requests; none is served before its probe
@@ -309,7 +430,11 @@ class Transitions:
             slot.swap_pending = False
             log.info("ready: %s in %.2f s (woken, probe matched)", slot.route.primary_id, outcome.elapsed)
 
-        self.begin(slot, operations.wake(backend, level, probe, clock=self._clock), woke)
+        def work(abort: asyncio.Future[str]) -> Coroutine[Any, Any, Woke | WakeFailed]:
+            return operations.wake(backend, level, probe, abort=abort, clock=self._clock)
+
+        bound = operations.WAKE_TIMEOUT_SECONDS
+        self.begin(slot, "wake", work, woke, bound=bound, overdue=f"took longer than {bound:g} s")
 
     def _standby_failed(self, slot: Slot, reason: str) -> None:
         slot.standby_failures += 1
@@ -334,11 +459,6 @@ class Transitions:
         slot.failed_loads += 1
         slot.refuse("load_failed", len(slot.waiting))
         slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
-
-
-def _resolve(abort: asyncio.Future[str], reason: str) -> None:
-    if not abort.done():
-        abort.set_result(reason)
 
 
 def _short_of_memory(need: int | None, before: GpuMemory | None) -> str | None:

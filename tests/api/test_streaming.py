@@ -12,6 +12,7 @@ from starlette.types import Message
 from llmhost.api.streaming import LeasedStream, LeaseHold
 from llmhost.gpu import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.state import ModelState
 from tests.fakes import Recorder, catalog
 
 
@@ -39,12 +40,12 @@ async def test_hold_releases_its_lease_once() -> None:
 async def test_closing_a_waiting_hold_stops_waiting() -> None:
     manager = await _manager()
     hold = LeaseHold(manager, "a")  # the model is cold: this waits for its load
-    await asyncio.sleep(0)
+    await asyncio.wait_for(manager.wait_state("a", ModelState.LOADING), 30)
     assert not hold.taking.done()
     await hold.aclose()
     assert hold.taking.cancelled()
-    await asyncio.sleep(0.2)  # the load finishes; no lease is left behind
-    assert _in_flight(manager) == 0
+    await asyncio.wait_for(manager.wait_state("a", ModelState.READY), 30)  # the load finished
+    assert _in_flight(manager) == 0  # and no lease is left behind
     await manager.close()
 
 

@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from llmhost.gpu import NullMonitor
-from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.scheduler import Scheduler
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeBackend, Recorder, catalog
+from tests.lifecycle.clock import ManualClock
+from tests.lifecycle.support import settled, start_manager, within
 
 
 def _ready_slot(rec: Recorder) -> tuple[Scheduler, Slot]:
@@ -25,7 +26,7 @@ def _ready_slot(rec: Recorder) -> tuple[Scheduler, Slot]:
         {"a": slot},
         rec.factory,
         NullMonitor("test"),
-        clock=lambda: 0.0,
+        clock=ManualClock(),
         preflight=None,
         route_changed=lambda: None,
     )
@@ -57,8 +58,7 @@ async def test_grant_refuses_a_model_on_its_way_out(why: str) -> None:
 
 async def test_acquire_on_a_warm_model_skips_the_queue_until_its_limit() -> None:
     rec = Recorder()
-    manager = ModelManager(catalog("exclusive", ("a",), max_in_flight=2), rec.factory, NullMonitor("test"))
-    manager.start()
+    manager, _ = start_manager(rec, routes=("a",), max_in_flight=2)
     async with manager.lease("a"):
         pass
     slot = manager.slots["a"]
@@ -66,10 +66,10 @@ async def test_acquire_on_a_warm_model_skips_the_queue_until_its_limit() -> None
     second = await manager.acquire("a")
     assert slot.active == {first, second} and not slot.waiting
     third = asyncio.create_task(manager.acquire("a"))
-    await asyncio.sleep(0.05)
+    await settled(manager)
     assert not third.done() and len(slot.waiting) == 1  # at its limit: queued
     manager.release(first)
-    lease = await asyncio.wait_for(third, 5)
+    lease = await within(third)
     assert slot.active == {second, lease} and not slot.waiting
     manager.release(second)
     manager.release(lease)

@@ -13,6 +13,8 @@ from llmhost.gpu import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeGpu, Recorder, catalog
+from tests.lifecycle.clock import ManualClock
+from tests.lifecycle.support import GatedRecorder, start_manager, use, wait_state, wait_until, within
 
 
 async def _manager(
@@ -21,25 +23,25 @@ async def _manager(
     routes: tuple[str, ...] = ("a", "b"),
     level: int = 1,
     unavailable: str | None = None,
-    **host: object,
-) -> ModelManager:
+    **host: Any,
+) -> tuple[ModelManager, ManualClock]:
     if rec.gpu is None:
         rec.gpu = FakeGpu()
     standby = {"standby": "sleep", "sleep_level": level}
-    manager = ModelManager(
-        catalog(str(host.pop("policy", "exclusive")), routes, every_route=standby, **host),
-        rec.factory,
-        rec.gpu,
+    manager, clock = start_manager(
+        rec,
+        policy=str(host.pop("policy", "exclusive")),
+        routes=routes,
+        every_route=standby,
         standby_check=lambda: unavailable,
+        **host,
     )
-    manager.start()
-    await asyncio.sleep(0.05)  # the standby check runs in a thread
-    return manager
+    await wait_until(manager, lambda: manager.scheduler.standby.known)  # vLLM's answer, from a thread
+    return manager, clock
 
 
-async def _use(manager: ModelManager, route: str, seconds: float = 0.01) -> None:
-    async with manager.lease(route):
-        await asyncio.sleep(seconds)
+async def _use(manager: ModelManager, route: str) -> None:
+    await within(use(manager, route))
 
 
 def _stats(manager: ModelManager) -> dict[str, dict[str, Any]]:
@@ -48,7 +50,7 @@ def _stats(manager: ModelManager) -> dict[str, dict[str, Any]]:
 
 async def test_a_swap_puts_the_other_model_to_sleep_and_wakes_it_back() -> None:
     rec = Recorder()
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
     assert manager.route_state("a") is ModelState.ASLEEP
@@ -68,22 +70,25 @@ async def test_a_swap_puts_the_other_model_to_sleep_and_wakes_it_back() -> None:
 
 
 async def test_concurrent_requests_share_one_wake() -> None:
-    rec = Recorder(wake_seconds=0.2)
-    manager = await _manager(rec)
+    rec = GatedRecorder()
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
+    gate = rec.gate("wake a")
     requests = [asyncio.create_task(_use(manager, "a")) for _ in range(8)]
-    await asyncio.sleep(0.1)
+    await wait_state(manager, "a", ModelState.WAKING)
+    await wait_until(manager, lambda: len(manager.slots["a"].waiting) == 8)
     waking = _stats(manager)["a"]
     assert waking["state"] == "waking" and waking["waiting"] == 8  # shown like a load
-    await asyncio.wait_for(asyncio.gather(*requests), 5)
+    gate.set()
+    await within(asyncio.gather(*requests))
     assert rec.events.count("wake a") == 1
     await manager.close()
 
 
 async def test_an_asleep_model_counts_as_free_memory_under_fit() -> None:
     rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB), memory={"a": 10 * GIB, "b": 10 * GIB})
-    manager = await _manager(rec, policy="fit")
+    manager, _ = await _manager(rec, policy="fit")
     await _use(manager, "a")
     await _use(manager, "b")  # does not fit beside a: a sleeps, and its memory is free
     assert rec.events == ["load a", "sleep a", "load b"]
@@ -94,7 +99,7 @@ async def test_an_asleep_model_counts_as_free_memory_under_fit() -> None:
 
 async def test_the_ram_budget_shuts_the_least_recently_used_asleep_model_down() -> None:
     rec = Recorder()
-    manager = await _manager(rec, routes=("a", "b", "c"), standby_ram_gib=3)  # room for one
+    manager, _ = await _manager(rec, routes=("a", "b", "c"), standby_ram_gib=3)  # room for one
     for route in ("a", "b", "c"):
         await _use(manager, route)
     # b may only sleep once a (asleep, least recently used) is shut down.
@@ -106,7 +111,7 @@ async def test_the_ram_budget_shuts_the_least_recently_used_asleep_model_down() 
 
 async def test_a_model_too_big_for_the_ram_budget_shuts_down() -> None:
     rec = Recorder(ram={"a": 8 * GIB})
-    manager = await _manager(rec, standby_ram_gib=4)
+    manager, _ = await _manager(rec, standby_ram_gib=4)
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "stop a", "load b"]
@@ -115,7 +120,7 @@ async def test_a_model_too_big_for_the_ram_budget_shuts_down() -> None:
 
 async def test_level_two_holds_no_ram() -> None:
     rec = Recorder(ram={"a": 8 * GIB})
-    manager = await _manager(rec, level=2, standby_ram_gib=1)
+    manager, _ = await _manager(rec, level=2, standby_ram_gib=1)
     await _use(manager, "a")
     await _use(manager, "b")
     assert manager.route_state("a") is ModelState.ASLEEP
@@ -127,7 +132,7 @@ async def test_level_two_holds_no_ram() -> None:
 async def test_a_failed_wake_shuts_the_engine_down_and_cold_loads(how: str) -> None:
     rec = Recorder()
     (rec.fail_wake if how == "raises" else rec.corrupt_wake).add("a")
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
     async with manager.lease("a") as lease:
@@ -144,7 +149,7 @@ async def test_a_failed_wake_shuts_the_engine_down_and_cold_loads(how: str) -> N
 
 async def test_two_failed_wakes_disable_standby_for_the_route() -> None:
     rec = Recorder(corrupt_wake={"a"})
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     for _ in range(2):
         await _use(manager, "a")
         await _use(manager, "b")
@@ -159,7 +164,7 @@ async def test_two_failed_wakes_disable_standby_for_the_route() -> None:
 
 async def test_a_failed_sleep_shuts_the_engine_down() -> None:
     rec = Recorder(fail_sleep={"a"})
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "sleep a", "stop a", "load b"]
@@ -169,12 +174,12 @@ async def test_a_failed_sleep_shuts_the_engine_down() -> None:
 
 async def test_an_asleep_model_is_shut_down_after_its_idle_time() -> None:
     rec = Recorder()
-    manager = await _manager(rec, idle_seconds=0.6)
+    manager, clock = await _manager(rec, idle_seconds=60)
     await _use(manager, "a")
     await _use(manager, "b")
     assert manager.route_state("a") is ModelState.ASLEEP
-    await asyncio.sleep(1.0)
-    assert manager.route_state("a") is ModelState.STOPPED
+    clock.advance(60)
+    await wait_state(manager, "a", ModelState.STOPPED)
     assert "stop a" in rec.events and "a" not in rec.asleep
     await manager.close()
 
@@ -182,26 +187,27 @@ async def test_an_asleep_model_is_shut_down_after_its_idle_time() -> None:
 async def test_idle_unload_of_a_ready_model_shuts_it_down() -> None:
     # Only making room sleeps: an idle model gives its RAM back too.
     rec = Recorder()
-    manager = await _manager(rec, idle_seconds=0.3)
+    manager, clock = await _manager(rec, idle_seconds=60)
     await _use(manager, "a")
-    await asyncio.sleep(0.6)
+    clock.advance(60)
+    await wait_state(manager, "a", ModelState.STOPPED)
     assert rec.events == ["load a", "stop a"]
     await manager.close()
 
 
 async def test_closing_the_host_shuts_asleep_models_down() -> None:
     rec = Recorder()
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
-    await asyncio.wait_for(manager.close(), 5)
+    await within(manager.close())
     assert rec.live == set() and rec.asleep == {}
     assert manager.route_state("a") is ModelState.STOPPED
 
 
 async def test_a_platform_without_sleep_mode_swaps_by_shutdown() -> None:
     rec = Recorder()
-    manager = await _manager(rec, unavailable="vLLM has no sleep mode on this machine's cpu platform")
+    manager, _ = await _manager(rec, unavailable="vLLM has no sleep mode on this machine's cpu platform")
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "stop a", "load b"]
@@ -212,7 +218,7 @@ async def test_a_platform_without_sleep_mode_swaps_by_shutdown() -> None:
 
 async def test_an_engine_that_cannot_sleep_swaps_by_shutdown() -> None:
     rec = Recorder(standby_problem="the probe after the cold load failed")
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "stop a", "load b"]
@@ -222,9 +228,12 @@ async def test_an_engine_that_cannot_sleep_swaps_by_shutdown() -> None:
 
 async def test_a_model_holding_a_lease_past_the_drain_bound_is_unloaded_not_slept() -> None:
     rec = Recorder()
-    manager = await _manager(rec, drain_timeout_seconds=0.2, max_hold_seconds=0.0)
-    stuck = await manager.acquire("a")
-    await asyncio.wait_for(_use(manager, "b"), 5)
+    manager, clock = await _manager(rec, drain_timeout_seconds=5, max_hold_seconds=0.0)
+    stuck = await within(manager.acquire("a"))
+    b_request = asyncio.create_task(_use(manager, "b"))
+    await wait_until(manager, lambda: manager.slots["a"].evicting is not None)
+    clock.advance(5)
+    await within(b_request)
     assert rec.events == ["load a", "stop a", "load b"]  # vLLM's sleep would abort it
     assert stuck.revoked is not None
     manager.release(stuck)
@@ -233,13 +242,12 @@ async def test_a_model_holding_a_lease_past_the_drain_bound_is_unloaded_not_slep
 
 async def test_a_reload_shuts_an_asleep_model_down() -> None:
     rec = Recorder()
-    manager = await _manager(rec)
+    manager, _ = await _manager(rec)
     await _use(manager, "a")
     await _use(manager, "b")
     changed = catalog("exclusive", ("a", "b"), every_route={"standby": "sleep", "idle_seconds": 99})
     manager.reconfigure(changed)
-    await asyncio.sleep(0.3)
-    assert manager.route_state("a") is ModelState.STOPPED  # its new settings apply at its next load
+    await wait_state(manager, "a", ModelState.STOPPED)  # its new settings apply at its next load
     await _use(manager, "a")
     assert rec.loads["a"] == 2
     await manager.close()
@@ -247,8 +255,7 @@ async def test_a_reload_shuts_an_asleep_model_down() -> None:
 
 async def test_standby_off_routes_never_sleep() -> None:
     rec = Recorder(gpu=FakeGpu())
-    manager = ModelManager(catalog(), rec.factory, rec.gpu, standby_check=lambda: None)  # type: ignore[arg-type]
-    manager.start()
+    manager, _ = start_manager(rec, cat=catalog(), standby_check=lambda: None)
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "stop a", "load b"]
@@ -265,7 +272,7 @@ async def test_a_standby_engine_leaves_room_to_wake_beside_the_others(
     # Sized to fill the card, a's engine could not wake later beside b asleep (b keeps its
     # CUDA context): it leaves engine_margin_gib free for each other standby route.
     rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB))
-    manager = await _manager(rec, unavailable=unavailable)
+    manager, _ = await _manager(rec, unavailable=unavailable)
     await _use(manager, "a")
     assert _stats(manager)["a"]["memory_budget_bytes"] == pytest.approx(budget_gib * GIB, abs=GIB / 1000)
     await _use(manager, "b")  # a is asleep: what it keeps is already out of the free reading

@@ -15,9 +15,11 @@ ALLOWED = {
     (S.STOPPED, S.LOADING),  # a request wants it
     (S.STOPPED, S.FAILED),  # the pre-flight check refused it
     (S.LOADING, S.READY),  # the engine started
-    (S.LOADING, S.FAILED),  # too little memory, the engine raised, or the load was abandoned
+    (S.LOADING, S.FAILED),  # too little memory, or the engine raised
+    (S.LOADING, S.UNLOADING),  # abandoned: start timeout, stop, reload, unload request
     (S.READY, S.UNLOADING),  # evicted: idle, making room, reloaded, shutting down
     (S.UNLOADING, S.STOPPED),  # the engine is shut down
+    (S.UNLOADING, S.FAILED),  # the abandoned load it took back had failed (start timeout)
     (S.FAILED, S.LOADING),  # the retry after the backoff
     (S.FAILED, S.FAILED),  # the pre-flight check refused the retry
     # Warm standby (docs/standby.md)
@@ -49,7 +51,7 @@ def test_every_other_move_is_refused(old: ModelState, new: ModelState) -> None:
     ("old", "new"),
     [
         (S.READY, S.STOPPED),  # an unload always passes through unloading
-        (S.LOADING, S.UNLOADING),  # a load in progress is abandoned (failed), never unloaded
+        (S.LOADING, S.STOPPED),  # an abandoned load is taken back (unloading) first
         (S.UNLOADING, S.READY),  # an unload is never undone
         (S.FAILED, S.STOPPED),  # a failed model holds nothing to unload
         (S.STOPPED, S.READY),  # ready only through a load

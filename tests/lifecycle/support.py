@@ -1,0 +1,121 @@
+"""What the lifecycle tests share: a manager on a hand-moved clock, a bound on every wait,
+and a fake backend whose loads wait for the test to let them finish.
+
+No test here sleeps to let something happen: it waits for the pass where it happens
+(`ModelManager.wait_state` / `wait_until`), or moves the clock past a bound. The bound
+of `within` only turns a bug that would hang into a failure; it never decides a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from llmhost.config import Catalog, HostConfig, RouteConfig
+from llmhost.gpu import GpuMonitor, NullMonitor
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.state import ModelState
+from tests.fakes import FakeBackend, Recorder, catalog
+from tests.lifecycle.clock import ManualClock
+
+T = TypeVar("T")
+
+# Seconds a test waits for something that must happen, before it fails instead of hanging.
+BOUND = 30.0
+
+
+async def within(work: Awaitable[T], seconds: float = BOUND) -> T:
+    return await asyncio.wait_for(work, seconds)
+
+
+async def wait_state(manager: ModelManager, route: str, *states: ModelState) -> ModelState:
+    return await within(manager.wait_state(route, *states))
+
+
+async def wait_until(manager: ModelManager, check: Callable[[], bool]) -> None:
+    await within(manager.wait_until(check))
+
+
+async def settled(manager: ModelManager) -> None:
+    """Until the scheduler has handled every event so far and runs no GPU operation:
+    what has not happened then does not happen without a new event or a timer."""
+    await within(manager.scheduler.settled())
+
+
+def start_manager(
+    rec: Recorder,
+    *,
+    policy: str = "exclusive",
+    routes: tuple[str, ...] = ("a", "b"),
+    clock: ManualClock | None = None,
+    every_route: dict[str, object] | None = None,
+    standby_check: Callable[[], str | None] | None = None,
+    cat: Catalog | None = None,
+    **host: Any,
+) -> tuple[ModelManager, ManualClock]:
+    """A started manager over `rec`'s fake backends, on a clock the test moves."""
+    clock = clock or ManualClock()
+    gpu: GpuMonitor = rec.gpu if rec.gpu is not None else NullMonitor("test")
+    manager = ModelManager(
+        cat or catalog(policy, routes, every_route=every_route, **host),
+        rec.factory,
+        gpu,
+        clock=clock,
+        standby_check=standby_check,
+    )
+    manager.start()
+    return manager, clock
+
+
+async def use(manager: ModelManager, route: str) -> None:
+    """One request: take the lease, give the event loop a turn, release it."""
+    async with manager.lease(route):
+        await asyncio.sleep(0)
+
+
+class GatedRecorder(Recorder):
+    """A Recorder whose loads and wakes wait at a gate (`gate("load a")`, `gate("wake a")`)
+    until the test opens it: work in progress for as long as the test needs, without a
+    timing window."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gates: dict[str, asyncio.Event] = {}
+
+        self._reached: dict[str, asyncio.Event] = {}
+
+    def gate(self, name: str) -> asyncio.Event:
+        return self.gates.setdefault(name, asyncio.Event())
+
+    def reached(self, name: str) -> asyncio.Event:
+        """Set once a backend's work waits at the gate `name`: the work has begun."""
+        return self._reached.setdefault(name, asyncio.Event())
+
+    def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
+        return _GatedBackend(route, self)
+
+
+class _GatedBackend(FakeBackend):
+    rec: GatedRecorder
+
+    async def _pass_gate(self, name: str) -> None:
+        gate = self.rec.gates.get(name)
+        if gate is None:
+            return
+        self.rec.reached(name).set()
+        # Like a real engine, a stop ends the wait (the work is abandoned).
+        waits = {asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self._stopped.wait())}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        if self._stopped.is_set():
+            raise RuntimeError(f"{name} abandoned")
+
+    async def start(self) -> None:
+        await self._pass_gate(f"load {self.route.name}")
+        await super().start()
+
+    async def wake(self, level: int) -> None:
+        await self._pass_gate(f"wake {self.route.name}")
+        await super().wake(level)

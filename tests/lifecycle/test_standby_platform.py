@@ -1,0 +1,47 @@
+"""The standby platform answer is three-valued: unknown, available, unavailable. Until
+vLLM has answered, a standby route's load waits instead of sizing for a sleep mode that
+may not exist."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from llmhost.gpu import GIB
+from tests.fakes import FakeGpu, Recorder
+from tests.lifecycle.support import settled, start_manager, use, wait_until, within
+
+STANDBY = {"standby": "sleep", "sleep_level": 1}
+
+
+@pytest.mark.parametrize(
+    ("answer", "budget_gib"),
+    [("no sleep mode on this machine's cpu platform", 16 - 0.75), (None, 16 - 0.75 - 0.75)],
+)
+async def test_a_standby_load_waits_for_the_platform_answer(answer: str | None, budget_gib: float) -> None:
+    rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB))
+    asked, answered = threading.Event(), threading.Event()
+
+    def check() -> str | None:  # vLLM's platform detection, slow on a first import
+        asked.set()
+        answered.wait(60)
+        return answer
+
+    manager, _ = start_manager(rec, every_route=STANDBY, standby_check=check)
+    request = asyncio.create_task(use(manager, "a"))
+    await wait_until(manager, lambda: bool(manager.slots["a"].waiting))
+    await within(asyncio.to_thread(asked.wait, 60))
+    await settled(manager)
+    assert rec.events == []  # nothing loads on a guess
+    stats = {s["route"]: s for s in manager.snapshot()}["a"]
+    assert stats["standby"] == "checking" and stats["state"] == "stopped" and stats["waiting"] == 1
+    answered.set()
+    await within(request)
+    # Unavailable: no room kept for b asleep later, since nothing will sleep; available:
+    # engine_margin_gib kept for b's engine asleep beside a.
+    a = {s["route"]: s for s in manager.snapshot()}["a"]
+    assert a["memory_budget_bytes"] == pytest.approx(budget_gib * GIB, abs=GIB / 1000)
+    assert a["standby"] == ("unavailable" if answer else "on")
+    await manager.close()
