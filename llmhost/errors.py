@@ -141,13 +141,26 @@ def error_response(exc: HostError) -> JSONResponse:
     )
 
 
+# How every error event of a stream begins, vLLM's own and ours (json.dumps of the envelope).
+SSE_ERROR_PREFIX = 'data: {"error"'
+
+
+def sse_event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
 def sse_error(payload: dict[str, Any]) -> str:
     """An error envelope as the last events of a stream: the error, then `[DONE]`."""
-    return f"data: {json.dumps(payload)}\n\ndata: [DONE]\n\n"
+    return f"{sse_event(payload)}data: [DONE]\n\n"
 
 
 def sse_host_error(exc: HostError) -> str:
     return sse_error(error_body(exc.message, exc.type, exc.code, exc.param))
+
+
+def sse_host_event(exc: HostError) -> str:
+    """The error event alone, for a stream whose `[DONE]` follows anyway."""
+    return sse_event(error_body(exc.message, exc.type, exc.code, exc.param))
 
 
 def invalid_body(
@@ -202,17 +215,22 @@ def vllm_error(exc: Exception, model: str, failure: str | None = None) -> Except
         return mapped
     dead = _vllm_class("vllm.v1.engine.exceptions", "EngineDeadError")
     if dead is not None and isinstance(exc, dead):
-        what = failure or "its engine core process died"
-        return EngineFailed(
-            f"The engine of {model} failed during this request: {what}. It is being replaced; retry.",
-            retry_after=5,
-        )
+        return engine_failed(model, failure)
     server_error = _vllm_class("vllm.exceptions", "VLLMServerError")
     if server_error is not None and isinstance(exc, server_error):
         cause = exc.__cause__ or exc  # EngineGenerateError wraps the real error, with no text
         detail = f": {cause}" if str(cause) else ""
         return HostError(f"{model} could not answer this request: {type(cause).__name__}{detail}")
     return exc
+
+
+def engine_failed(model: str, failure: str | None) -> EngineFailed:
+    """The error of a request whose engine died under it, naming what happened."""
+    what = failure or "its engine core process died"
+    return EngineFailed(
+        f"The engine of {model} failed during this request: {what}. It is being replaced; retry.",
+        retry_after=5,
+    )
 
 
 def _vllm_class(module: str, name: str) -> type[BaseException] | None:

@@ -16,6 +16,7 @@ from types import TracebackType
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from llmhost.errors import SSE_ERROR_PREFIX
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.slot import Lease
 
@@ -59,24 +60,34 @@ class LeasedStream(StreamingResponse):
     """Server-sent events that close `hold` when the stream ends, however it ends.
 
     With `on_error`, a stream whose content breaks off ends with the event `on_error`
-    makes of the exception, instead of a connection cut mid-stream. That check lives here,
-    in the loop that sends the chunks, rather than in a generator wrapped around the
+    makes of the exception, instead of a connection cut mid-stream. With `on_error_event`,
+    an error event in the content (vLLM's stream generators catch the engine's errors and
+    send their own) is replaced by what `on_error_event` makes of it. Both checks live
+    here, in the loop that sends the chunks, rather than in a generator wrapped around the
     content, which would add a layer to every chunk of every stream.
     """
 
     def __init__(
-        self, content: AsyncIterator[str], hold: LeaseHold, on_error: Callable[[Exception], str] | None = None
+        self,
+        content: AsyncIterator[str],
+        hold: LeaseHold,
+        on_error: Callable[[Exception], str] | None = None,
+        on_error_event: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(content, media_type="text/event-stream")
         self._content = content
         self._hold = hold
         self._on_error = on_error
+        self._on_error_event = on_error_event
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        on_error_event = self._on_error_event
         sending = False  # an exception while sending is the client's, not the content's
         try:
             async for chunk in self._content:
+                if on_error_event is not None and chunk.startswith(SSE_ERROR_PREFIX):
+                    chunk = on_error_event(chunk)
                 sending = True
                 await send({"type": "http.response.body", "body": chunk.encode(), "more_body": True})
                 sending = False

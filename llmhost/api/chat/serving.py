@@ -36,9 +36,11 @@ from llmhost.backends.engine_start import served_context
 from llmhost.config import RouteConfig
 from llmhost.errors import (
     HostError,
+    engine_failed,
     error_body,
     sse_error,
     sse_host_error,
+    sse_host_event,
     vllm_error,
     vllm_error_status,
 )
@@ -108,14 +110,14 @@ async def _answer(
         await asyncio.sleep(0)  # a lease that is free now is granted in this step
         if not hold.taking.done():  # it has to wait, for a cold start: show the wait
             feedback = _with_feedback(request, route, parsed, hold)
-            return LeasedStream(feedback, hold, on_error=partial(_stream_broke, route, hold))
+            return _leased_stream(feedback, route, hold)
     # One watcher for the whole wait: the lease, then vLLM's answer or its stream.
     taken = await until_disconnected(request, _lease_and_call(hold, endpoint, parsed, request))
     if taken is None:  # client went away; cancelling the work aborted it in the engine
         return Response(status_code=499)
     _, result = taken
     if isinstance(result, AsyncIterator):
-        return LeasedStream(result, hold, on_error=partial(_stream_broke, route, hold))
+        return _leased_stream(result, route, hold)
     payload = result.model_dump()
     return JSONResponse(payload, status_code=vllm_error_status(payload) or 200)
 
@@ -156,6 +158,26 @@ async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request)
 def _serving_error(lease: Lease, exc: Exception) -> Exception:
     """What vLLM raised, as the error the client gets (llmhost.errors.vllm_error)."""
     return vllm_error(exc, lease.route.primary_id, lease.backend.failure())
+
+
+def _leased_stream(content: AsyncIterator[str], route: RouteConfig, hold: LeaseHold) -> LeasedStream:
+    return LeasedStream(
+        content,
+        hold,
+        on_error=partial(_stream_broke, route, hold),
+        on_error_event=partial(_error_event, route, hold),
+    )
+
+
+def _error_event(route: RouteConfig, hold: LeaseHold, event: str) -> str:
+    """An error event in the stream (vLLM's stream generators catch the engine's errors and
+    send one): when the engine died, the host's event naming the failure instead of vLLM's
+    "EngineCore encountered an issue. See stack trace (above)"; any other passes unchanged."""
+    lease = hold.lease
+    failure = lease.backend.failure() if lease is not None else None
+    if failure is None:
+        return event
+    return sse_host_event(engine_failed(route.primary_id, failure))
 
 
 def _stream_broke(route: RouteConfig, hold: LeaseHold, exc: Exception) -> str:

@@ -105,12 +105,24 @@ async def test_feedback_is_off_by_default() -> None:
 # ---- a broken engine stream under loading feedback --------------------------------------
 
 
-class BreakingServing:
-    """vLLM's chat serving as seen by the host when the engine breaks: a stream that stops
-    with an exception after its first chunk, or a call that raises before any."""
+# vLLM's own event when the engine dies under a stream (its stream generator catches the
+# EngineDeadError and sends this before its [DONE]).
+VLLM_DEAD_EVENT = (
+    'data: {"error": {"message": "EngineCore encountered an issue. See stack trace (above) for the '
+    'root cause.", "type": "InternalServerError", "param": null, "code": 500}}\n\n'
+)
 
-    def __init__(self, raises: Exception | None) -> None:
+
+class BreakingServing:
+    """vLLM's chat serving as seen by the host when something breaks: a call that raises
+    before any chunk (`raises`), or a stream that, after its first chunk, stops with an
+    exception ("raise"), has its engine die and ends with vLLM's own error event ("dies"),
+    or ends with vLLM's error event while the engine lives on ("event")."""
+
+    def __init__(self, backend: FakeBackend, raises: Exception | None, then: str) -> None:
+        self.backend = backend
         self.raises = raises
+        self.then = then
 
     async def create_chat_completion(self, request: Any, raw_request: Any) -> Any:
         if self.raises is not None:
@@ -119,7 +131,12 @@ class BreakingServing:
         async def stream() -> AsyncIterator[str]:
             first = {"id": "chatcmpl-vllm", "choices": [{"index": 0, "delta": {"content": "Hel"}}]}
             yield f"data: {json.dumps(first)}\n\n"
-            raise RuntimeError("engine gone")
+            if self.then == "raise":
+                raise RuntimeError("engine gone")
+            if self.then == "dies":
+                self.backend.dead = "the vLLM engine core process died"
+            yield VLLM_DEAD_EVENT
+            yield "data: [DONE]\n\n"
 
         return stream()
 
@@ -127,13 +144,14 @@ class BreakingServing:
 @dataclass
 class BreakingRecorder(Recorder):
     raises: Exception | None = None
+    then: str = "raise"
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         backend = FakeBackend(route, self)
         # The serving objects an LlmBackend has (llmhost.backends.base); only chat is used.
         for name in ("completion", "responses", "messages"):
             setattr(backend, name, None)
-        backend.chat = BreakingServing(self.raises)  # type: ignore[attr-defined]
+        backend.chat = BreakingServing(backend, self.raises, self.then)  # type: ignore[attr-defined]
         return backend
 
 
@@ -178,3 +196,24 @@ async def test_a_call_refused_by_vllm_under_feedback_is_its_error_event() -> Non
     assert error["type"] == "invalid_request_error" and error["param"] == "max_tokens"
     assert "max_tokens is too large" in error["message"]
     assert lines[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("feedback", [True, False])
+async def test_vllms_event_for_a_dead_engine_becomes_one_that_names_the_failure(feedback: bool) -> None:
+    rec = BreakingRecorder(then="dies")
+    text = FEEDBACK if feedback else FEEDBACK.replace("true", "false")
+    async with running(make_app(parse_catalog(text), factory=rec.factory)) as client:
+        response = await client.post("/coder/v1/chat/completions", json=STREAM)
+    lines = [line for line in response.text.splitlines() if line]
+    assert lines[-1] == "data: [DONE]" and lines.count("data: [DONE]") == 1
+    error = envelope(events(lines)[-1])
+    assert error["code"] == "engine_failed" and error["type"] == "server_error"
+    assert "coder" in error["message"] and "the vLLM engine core process died" in error["message"]
+    assert "See stack trace" not in response.text
+
+
+async def test_vllms_error_event_for_a_live_engine_passes_unchanged() -> None:
+    rec = BreakingRecorder(then="event")
+    async with running(make_app(parse_catalog(FEEDBACK), factory=rec.factory)) as client:
+        response = await client.post("/coder/v1/chat/completions", json=STREAM)
+    assert response.text.endswith(VLLM_DEAD_EVENT + "data: [DONE]\n\n")
