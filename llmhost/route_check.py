@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from llmhost.app import create_app
+from llmhost.backends.start_phases import Phase, summary
 from llmhost.config import Catalog
 from llmhost.gpu import GIB, GpuMonitor
 from llmhost.settings import Settings
@@ -41,6 +42,8 @@ class RouteResult:
     budget_gib: float | None = None  # what the host gave the engine (memory_gib auto/GiB)
     free_after_load_gib: float | None = None
     free_after_unload_gib: float | None = None
+    # The cold start's phases in vLLM's own figures (llmhost.backends.start_phases).
+    cold_start_phases: list[dict[str, Any]] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -93,6 +96,7 @@ async def _check_route(
         await _image(client, result.route, image_size)
     model = await _model_stats(client, result.route)
     result.load_seconds = model["cold_start_seconds"]["last"]
+    result.cold_start_phases = model.get("cold_start_phases")
     if model.get("memory_bytes") is not None:
         result.vram_used_gib = round(model["memory_bytes"] / GIB, 2)
     if model.get("memory_budget_bytes") is not None:
@@ -189,6 +193,10 @@ def render(results: list[RouteResult], gpu: GpuMonitor) -> str:
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1] for row in rows
     ]
+    phases = [(r.route, r.cold_start_phases) for r in results if r.cold_start_phases]
+    if phases:  # which phase to attack: vLLM's own figures per cold start
+        lines += ["", "Cold start phases (vLLM's own figures; docs/gpu.md#where-a-cold-starts-seconds-go):"]
+        lines += [f"  {route}: {summary(Phase(**p) for p in found)}" for route, found in phases]
     return "\n".join([head, *lines])
 
 

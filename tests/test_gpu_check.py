@@ -43,10 +43,18 @@ def test_route_check_loads_each_route_and_reports_it(tiny_models: Any, tmp_path:
     lines = done.stdout.splitlines()  # vLLM logs to stdout too: the table comes last
     table = lines[max(i for i, line in enumerate(lines) if line.startswith("GPU: ")) :]
     assert table[1].split()[:2] == ["ROUTE", "LOAD"]
-    rows = {line.split()[0]: line for line in table[2:]}
+    end = table.index("")  # the cold-start phases follow the table
+    rows = {line.split()[0]: line for line in table[2:end]}
     assert set(rows) == {"chat", "vision"} and all(row.endswith("ok") for row in rows.values())
     report = json.loads(out.read_text())
     by_route = {r["route"]: r for r in report["routes"]}
+    # Where chat's cold start went, in vLLM's own figures: printed and saved.
+    phases = {p["phase"]: p for p in by_route["chat"]["cold_start_phases"]}
+    assert {"engine_process", "weights", "engine_init", "engine_ready"} <= set(phases)
+    assert 0 < phases["engine_ready"]["seconds"] <= by_route["chat"]["load_seconds"]
+    assert table[end + 1].startswith("Cold start phases")
+    assert table[end + 2].startswith("  chat: engine_process ")
+    assert by_route["vision"]["cold_start_phases"] is None  # a diffusers pipeline: no vLLM phases
     for route in ("chat", "vision"):
         assert by_route[route]["ok"] is True
         assert by_route[route]["load_seconds"] > 0

@@ -25,13 +25,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmhost.backends.start_phases import add_capture
+
 # The last line of a Python traceback: "ValueError: Free memory on device ...".
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception|Exit)):\s*(.+)$")
 _MAX_CHARS = 600
 
 
-def capture_config(log_file: Path) -> Any | None:
-    """A vLLM LoggingConfig that also writes ERROR records to `log_file` (None: leave logging be).
+def capture_config(log_file: Path, phase_log: Path | None = None) -> Any | None:
+    """A vLLM LoggingConfig that also writes ERROR records to `log_file` (None: leave logging be),
+    and the records of each start's phases to `phase_log` (llmhost.backends.start_phases).
 
     Built from vLLM's own defaults (or the user's VLLM_LOGGING_CONFIG_PATH file), so the
     console output stays what vLLM would print. Imports vLLM: call it where the engine
@@ -68,6 +71,8 @@ def capture_config(log_file: Path) -> Any | None:
         "delay": True,
     }
     vllm_logger["handlers"] = [*vllm_logger.get("handlers", []), "llmhost_failure"]
+    if phase_log is not None:
+        add_capture(base, phase_log, envs.VLLM_LOGGING_LEVEL)
     config_file = log_file.with_suffix(".json")
     config_file.write_text(json.dumps(base), encoding="utf-8")
     return LoggingConfig(pylogging_config_file=str(config_file))

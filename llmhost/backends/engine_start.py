@@ -1,8 +1,9 @@
 """What an engine's own start said about it, kept per model beyond the engine's life.
 
 A backend that knows (llmhost.backends.vllm) sets `engine_start` once it has started:
-the context it got and why (llmhost.backends.context_fit). The lifecycle keeps the last
-one per model; `/stats` and the model list read it, without touching the engine.
+the context it got and why (llmhost.backends.context_fit), and where the start's seconds
+went (llmhost.backends.start_phases). The lifecycle keeps the last one per model;
+`/stats` and the model list read it, without touching the engine.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmhost.backends import start_phases
 from llmhost.backends.context_fit import EngineContext, configured_length
+from llmhost.backends.start_phases import Phase
 from llmhost.config import RouteConfig
 
 
 @dataclass(frozen=True)
 class EngineStart:
     context: EngineContext | None = None
+    phases: tuple[Phase, ...] = ()
 
 
 def engine_start_of(backend: object) -> EngineStart | None:
@@ -27,10 +31,12 @@ def engine_start_of(backend: object) -> EngineStart | None:
 
 def start_stats(start: EngineStart | None) -> dict[str, Any]:
     """A model's `/stats` keys for its last cold start (None where unknown)."""
+    phases = start_phases.stats(start.phases) if start is not None and start.phases else None
     context = start.context if start is not None else None
     if context is None:
-        return {"max_model_len": None, "max_model_len_reason": None, "max_model_len_fitted_from": None}
-    return context.stats()
+        none = {"max_model_len": None, "max_model_len_reason": None, "max_model_len_fitted_from": None}
+        return {"cold_start_phases": phases, **none}
+    return {"cold_start_phases": phases, **context.stats()}
 
 
 def served_context(route: RouteConfig, start: EngineStart | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from llmhost.backends.context_fit import create_fitted
 from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
 from llmhost.backends.engine_procs import EngineProcesses
 from llmhost.backends.engine_start import EngineStart
+from llmhost.backends.start_phases import Attempts, phase_log_for
 from llmhost.config import HostConfig, RouteConfig
 
 log = logging.getLogger("llmhost.vllm")
@@ -140,19 +141,22 @@ class VllmBackend:
                 self._weights_bytes = _weights_bytes(self.route)
         if not {"logging_config", "log_config_file"} & engine.keys():
             self._failure_log = new_log_file(self.route.name)
-            logging_config = capture_config(self._failure_log)
+            phase_log_for(self._failure_log).unlink(missing_ok=True)  # this start's phases only
+            logging_config = capture_config(self._failure_log, phase_log_for(self._failure_log))
             if logging_config is not None:
                 engine["logging_config"] = logging_config
         # A refused max_model_len is retried once, fitted to the memory there is.
+        create = Attempts(partial(create_engine, self.route.model, self.route.model_ids))
         client, context = create_fitted(
-            partial(create_engine, self.route.model, self.route.model_ids),
+            create,
             engine,
             self.route,
             failure_log=self._failure_log,
             procs=self._procs,
             abandoned=lambda: self._abandoned,
         )
-        self.engine_start = EngineStart(context)
+        log_file = self._failure_log
+        self.engine_start = EngineStart(context, create.phases(phase_log_for(log_file)) if log_file else ())
         return client
 
     async def _build_serving(self) -> None:
