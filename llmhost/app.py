@@ -55,7 +55,7 @@ def create_app(
         monitor = gpu if gpu is not None else open_monitor()
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
         check = standby_check if standby_check is not None else _sleep_mode_check(preloader)
-        margins = EngineMargins(margin_file(settings.hf_home))  # kept with the host's cache
+        margins = EngineMargins(margin_file(settings.weights_cache()))  # kept with the host's cache
         manager = ModelManager(
             catalog, backend_factory, monitor, preflight=preflight, standby_check=check, margins=margins
         )

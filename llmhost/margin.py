@@ -27,10 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu import GIB
+
+if TYPE_CHECKING:
+    from llmhost.settings import WeightsCache
 
 log = logging.getLogger("llmhost.margin")
 
@@ -189,14 +192,17 @@ def _read(file: Path) -> dict[str, Measured]:
         return {}
 
 
-def margin_file(hf_home: Path) -> Path:
-    """Where the measured margins live: beside the weights, in the host's cache (HF_HOME as
-    `serve` exported it, else `hf_home` from the settings). When that is neither there nor
-    creatable by this user, the user's own cache (XDG_CACHE_HOME, ~/.cache)."""
-    home = os.environ.get("HF_HOME") or str(hf_home)
-    primary = Path(home) / "llmhost" / FILE_NAME
-    if primary.is_file() or _creatable(primary.parent):
-        return primary
+def margin_file(cache: WeightsCache) -> Path:
+    """Where the measured margins live: with the host's cache (HF_HOME, as `serve`, `pull`
+    and `check` resolve it: Settings.weights_cache), in a folder of llmhost's own. When
+    this user can neither write there nor create it, the cache `serve` falls back to, else
+    the user's own cache (XDG_CACHE_HOME, ~/.cache)."""
+    for home in (cache.home, cache.fallback):
+        if home is None:
+            continue
+        path = home / "llmhost" / FILE_NAME
+        if path.is_file() or _creatable(path.parent):
+            return path
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "llmhost" / FILE_NAME
 
@@ -208,10 +214,10 @@ def _creatable(folder: Path) -> bool:
     return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
 
 
-def check_line(host: HostConfig, hf_home: Path) -> str:
+def check_line(host: HostConfig, cache: WeightsCache) -> str:
     """`llmhost check`'s line: the margin the next load would use on the GPU NVML sees."""
     name = _gpu_name()
-    margin = EngineMargins(margin_file(hf_home)).in_use(host, name)
+    margin = EngineMargins(margin_file(cache)).in_use(host, name)
     where = f" ({name})" if name else ""
     return f"Engine margin{where}: {margin.detail}; docs/gpu.md#the-engine-margin."
 

@@ -11,6 +11,7 @@ from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.margin import DEFAULT_MARGIN_GIB, ROOM_BYTES, EngineMargins, margin_file
+from llmhost.settings import Settings
 from tests.apphelp import make_app, running
 from tests.fakes import FakeBackend, FakeGpu, Recorder, catalog
 
@@ -88,14 +89,22 @@ def test_a_broken_file_is_measured_anew(tmp_path: Path) -> None:
 
 
 def test_the_file_lives_with_the_hosts_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "cache"))
-    assert margin_file(Path("/nonexistent")) == tmp_path / "cache" / "llmhost" / "engine-margin.json"
-    monkeypatch.delenv("HF_HOME")
+    for name in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert margin_file(tmp_path / "hf") == tmp_path / "hf" / "llmhost" / "engine-margin.json"
-    # A service cache that cannot be made (here: below a plain file): the user's own cache.
+
+    def where(hf_home: Path) -> Path:
+        return margin_file(Settings(_env_file=None, hf_home=hf_home).weights_cache())
+
+    assert where(tmp_path / "srv") == tmp_path / "srv" / "llmhost" / "engine-margin.json"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "env"))  # as `serve` exported it
+    assert where(tmp_path / "srv") == tmp_path / "env" / "llmhost" / "engine-margin.json"
+    monkeypatch.delenv("HF_HOME")
+    # A service cache that cannot be made (here: below a plain file): the cache `serve`
+    # falls back to, Hugging Face's default under XDG_CACHE_HOME.
     (tmp_path / "plain").write_text("")
-    assert margin_file(tmp_path / "plain" / ".cache") == tmp_path / "xdg" / "llmhost" / "engine-margin.json"
+    fallback = tmp_path / "xdg" / "huggingface" / "llmhost" / "engine-margin.json"
+    assert where(tmp_path / "plain" / ".cache") == fallback
 
 
 class _Budgets(Recorder):

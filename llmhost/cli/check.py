@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     _print_standby(catalog)
     from llmhost.margin import check_line  # the engine margin in use, and where it came from
 
-    print("\n" + check_line(catalog.host, settings.hf_home))
+    print("\n" + check_line(catalog.host, settings.weights_cache()))
     from llmhost.estimate import standby as standby_ram  # does level 1 fit standby_ram_gib?
 
     if (ram := standby_ram.report(catalog, settings, online=args.online)) is not None:
