@@ -17,6 +17,7 @@ from llmhost.api.anthropic import api_router as anthropic
 from llmhost.api.chat import api_router as chat
 from llmhost.api.images import api_router as images
 from llmhost.api.images.queue import ImageQueue
+from llmhost.api.pooling import api_router as pooling
 from llmhost.api.responses import api_router as responses
 from llmhost.auth import KeyCheck
 from llmhost.backends import create_backend
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(responses.router)
     app.include_router(anthropic.router)
     app.include_router(images.router)
+    app.include_router(pooling.router)
     app.include_router(tools.router)
     return app
 

@@ -26,6 +26,11 @@ def diffusion(served: str, model: str, **table: Any) -> dict[str, Any]:
     return {"kind": "diffusion", "model": model, "served_names": [served], **table}
 
 
+def pooling(kind: str, served: str, model: str, **table: Any) -> dict[str, Any]:
+    """A `kind = "embedding"` or `kind = "rerank"` route table serving `served` from `model`."""
+    return {"kind": kind, "model": model, "served_names": [served], **table}
+
+
 def text(routes: Routes, **host: Any) -> str:
     """models.toml text: `[host]` with `host`'s keys, then one `[routes.NAME]` per route."""
     return models_toml(host, routes)
@@ -38,6 +43,8 @@ def catalog(routes: Routes, **host: Any) -> Catalog:
 CODER = llm("coder-fast", "org/coder")
 CHAT = llm("chat-general", "org/chat")
 VISION = diffusion("vision-diffusion", "org/sd")
+EMBED = pooling("embedding", "embedder", "org/embedder")
+RERANK = pooling("rerank", "reranker", "org/reranker")
 
 #: An LLM and an image route: the admin endpoints, the error envelope, model resolution.
 CODER_AND_VISION: dict[str, dict[str, Any]] = {"coder": CODER, "vision": VISION}
@@ -45,11 +52,14 @@ CODER_AND_VISION: dict[str, dict[str, Any]] = {"coder": CODER, "vision": VISION}
 #: Two LLMs: `llmhost status` (with the coder prewarmed).
 CODER_AND_CHAT: dict[str, dict[str, Any]] = {"coder": CODER, "chat": CHAT}
 
-#: Two LLMs and an image route with small pipeline bounds: the fuzz and bad-input suites.
+#: Two LLMs, an image route with small pipeline bounds, an embedder and a reranker: the
+#: fuzz and bad-input suites.
 SERVING: dict[str, dict[str, Any]] = {
     "coder": CODER,
     "chat": CHAT,
     "vision": VISION | {"pipeline": {"max_edge": 256, "max_steps": 8, "max_images": 2}},
+    "embed": EMBED,
+    "rerank": RERANK,
 }
 
 #: Keyed and open routes of both kinds: the security suite. The chat route names a real
@@ -60,6 +70,8 @@ SECURITY: dict[str, dict[str, Any]] = {
     "public": llm("public-model", "org/public", auth="none"),
     "vision": VISION | {"auth": "key"},
     "sketch": diffusion("sketch-diffusion", "org/sketch"),
+    "embed": EMBED,
+    "rerank": RERANK,
 }
 
 #: The shipped LLM routes' models: the search tool picks its mode from them.

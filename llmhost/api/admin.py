@@ -51,6 +51,8 @@ def _paths(route: RouteConfig) -> list[str]:
     name = route.name
     if is_image_route(route):
         return [f"/{name}/generate", f"/{name}/healthz", f"/{name}/v1/images/generations"]
+    if route.pooling:  # embedding or rerank: the endpoint its kind serves
+        return [f"/{name}/v1/models", f"/{name}/v1/{'embeddings' if route.kind == 'embedding' else 'rerank'}"]
     return [f"/{name}/v1/models", f"/{name}/v1/chat/completions", f"/{name}/v1/completions"]
 
 

@@ -95,7 +95,7 @@ def image_route_by_path(state: HostState, request: Request, name: str) -> RouteC
     route = route_by_path(state, request, name)
     if not is_image_route(route):
         raise RouteNotFound(
-            f"/{name} is a language-model route; image endpoints are on: {_image_paths(state)}."
+            f"/{name} is {_WHAT[_serves(route)]}'s route; image endpoints are on: {_image_paths(state)}."
         )
     return route
 
@@ -119,18 +119,73 @@ def resolve_image_model(
     route = resolve_model(state, request, model, on_route)
     if not is_image_route(route):
         raise InvalidRequest(
-            f"'{model}' is a language model, not an image model; image routes: {_image_paths(state)}.",
+            f"'{model}' is {_WHAT[_serves(route)]}, not an image model; image routes: {_image_paths(state)}.",
             param="model",
         )
     return route
 
 
+# ---- which endpoint a route serves ----------------------------------------------------
+
+# What each kind of route is, in a client's words, and the endpoint it answers.
+_WHAT = {
+    "llm": "a language model",
+    "image": "an image model",
+    "embedding": "an embedding model",
+    "rerank": "a reranker",
+}
+_PLURAL = {"embedding": "embedding models", "rerank": "rerankers"}
+_ENDPOINT = {
+    "llm": "/v1/chat/completions",
+    "image": "/v1/images/generations",
+    "embedding": "/v1/embeddings",
+    "rerank": "/v1/rerank",
+}
+
+
+def _serves(route: RouteConfig) -> str:
+    """llm, image, embedding or rerank: which of the host's APIs the route answers."""
+    if is_image_route(route):
+        return "image"
+    return route.kind if route.pooling else "llm"
+
+
+def _wrong_endpoint(route: RouteConfig) -> InvalidRequest:
+    """The 400 for a request sent to an endpoint the route's model does not serve."""
+    serves = _serves(route)
+    return InvalidRequest(
+        f"'{route.primary_id}' is {_WHAT[serves]}: use POST {_ENDPOINT[serves]}.", param="model"
+    )
+
+
 def resolve_llm_model(
     state: HostState, request: Request, model: Any, on_route: RouteConfig | None
 ) -> RouteConfig:
+    """The language-model route a request means; any other kind is a 400 naming its endpoint."""
     route = resolve_model(state, request, model, on_route)
-    if is_image_route(route):
+    if _serves(route) != "llm":
+        raise _wrong_endpoint(route)
+    return route
+
+
+def resolve_pooling_model(
+    state: HostState, request: Request, model: Any, on_route: RouteConfig | None, kind: str
+) -> RouteConfig:
+    """The `kind` ("embedding" or "rerank") route a request means; on the unified endpoint
+    `model` may be left out when only one route of that kind exists. Any other kind is a
+    400 naming the endpoint its model serves."""
+    if model is None and on_route is None:
+        routes = [r for r in state.catalog.routes.values() if r.kind == kind]
+        if len(routes) == 1:
+            state.keys.require(request, routes[0].auth_mode)
+            return routes[0]
+        routes = [r for r in routes if r.auth_mode == "none" or state.keys.allows(request)]
         raise InvalidRequest(
-            f"'{route.primary_id}' is an image model: use POST /v1/images/generations.", param="model"
+            f"'model' is required: name one of the {_PLURAL[kind]} "
+            f"({', '.join(r.primary_id for r in routes) or 'none configured'}).",
+            param="model",
         )
+    route = resolve_model(state, request, model, on_route)
+    if route.kind != kind:
+        raise _wrong_endpoint(route)
     return route

@@ -43,6 +43,7 @@ from llmhost.estimate.diffusion import estimate_diffusion
 from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.files import locate
 from llmhost.estimate.llm import estimate_llm
+from llmhost.estimate.pooling import estimate_pooling
 from llmhost.estimate.render import detected_gpu_bytes, render
 from llmhost.estimate.result import RouteEstimate, Verdict, resident_together, verdict
 from llmhost.gpu import GIB
@@ -77,6 +78,8 @@ def estimate_route(
     try:
         if route.kind == "diffusion":
             return estimate_diffusion(route, files)
+        if route.pooling:  # embedding and rerank engines: no sampler, encoders no KV cache
+            return estimate_pooling(route, files)
         return estimate_llm(route, files)
     except Exception as exc:  # a malformed file or a Hub error mid-way: unknown, with why
         log.debug("estimate of %s failed", route.name, exc_info=True)

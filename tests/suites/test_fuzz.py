@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -71,15 +72,29 @@ class _StubServing:
         return _Canned({"object": kind, "model": request.model, "choices": []})
 
 
+class _StubPooling:
+    """Stands in for vLLM's ServingEmbedding and ServingScores: a finished JSON response."""
+
+    def __init__(self, backend: ServingBackend, kind: str) -> None:
+        self._backend = backend
+        self._kind = kind
+
+    async def __call__(self, request: Any, raw_request: Any = None) -> JSONResponse:
+        self._backend.rec.served.append(f"{self._kind} {self._backend.route.name}")
+        return JSONResponse({"object": "list", "model": request.model, "data": []})
+
+
 class ServingBackend(FakeBackend):
-    """FakeBackend plus stub serving objects (`chat`, `completion`, `responses`, `messages`)
-    and an image `generate`."""
+    """FakeBackend plus stub serving objects (`chat`, `completion`, `responses`, `messages`,
+    and the pooling `embedding` and `scores`) and an image `generate`."""
 
     rec: ServingRecorder
 
     def __init__(self, route: RouteConfig, recorder: ServingRecorder) -> None:
         super().__init__(route, recorder)
         self.chat = self.completion = self.responses = self.messages = _StubServing(self)
+        self.embedding = _StubPooling(self, "embedding")
+        self.scores = _StubPooling(self, "rerank")
 
     async def generate(self, job: ImageJob) -> ImageResult:
         self.rec.served.append(f"image {self.route.name}")
@@ -212,6 +227,25 @@ GENERATE_FIELDS = {
     "height": _field(st.sampled_from([64, 128, 0, -16, 72, 4096, 10**30])),
     **TUNING,
 }
+POOLING_MODELS = MODELS | st.sampled_from(["embedder", "embed", "reranker", "rerank"])
+TEXTS = st.text(max_size=12) | st.lists(st.text(max_size=6), max_size=3) | st.lists(INTS, max_size=4)
+EMBEDDINGS_FIELDS = {
+    "model": _field(POOLING_MODELS),
+    "input": _field(TEXTS | st.lists(MESSAGE, max_size=2)),
+    "messages": _field(st.lists(MESSAGE, max_size=2)),
+    "encoding_format": _field(st.sampled_from(["float", "base64", "bytes", "hex"])),
+    "dimensions": _field(INTS),
+    "truncate_prompt_tokens": _field(INTS),
+    "user": _field(st.text(max_size=8)),
+}
+RERANK_FIELDS = {
+    "model": _field(POOLING_MODELS),
+    "query": _field(st.text(max_size=12)),
+    "documents": _field(TEXTS),
+    "top_n": _field(INTS),
+    "max_tokens_per_doc": _field(INTS),
+    "instruction": _field(st.text(max_size=8)),
+}
 UNKNOWN = st.dictionaries(st.sampled_from(["frobnicate", "steps", "background", "x"]), ANY_JSON, max_size=1)
 
 
@@ -235,6 +269,26 @@ def valid_image(model: str | None) -> st.SearchStrategy[dict[str, Any]]:
     if model is not None:
         base["model"] = st.just(model)
     return st.fixed_dictionaries(base, optional={"n": st.integers(1, 2), "size": st.just("64x64")})
+
+
+def valid_embeddings(model: str | None) -> st.SearchStrategy[dict[str, Any]]:
+    inputs = st.text(min_size=1, max_size=12) | st.lists(
+        st.text(min_size=1, max_size=8), min_size=1, max_size=3
+    )
+    base: dict[str, Any] = {"input": inputs}
+    if model is not None:
+        base["model"] = st.just(model)
+    return st.fixed_dictionaries(base, optional={"encoding_format": st.sampled_from(["float", "base64"])})
+
+
+def valid_rerank(model: str | None) -> st.SearchStrategy[dict[str, Any]]:
+    base: dict[str, Any] = {
+        "query": st.text(min_size=1, max_size=12),
+        "documents": st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=3),
+    }
+    if model is not None:
+        base["model"] = st.just(model)
+    return st.fixed_dictionaries(base, optional={"top_n": st.integers(0, 3)})
 
 
 VALID_GENERATE = st.fixed_dictionaries(
@@ -270,6 +324,10 @@ ENDPOINTS = [
     ("/v1/images/generations", valid_image("vision-diffusion"), IMAGES_FIELDS),
     ("/vision/v1/images/generations", valid_image(None), IMAGES_FIELDS),
     ("/vision/generate", VALID_GENERATE, GENERATE_FIELDS),
+    ("/v1/embeddings", valid_embeddings("embedder"), EMBEDDINGS_FIELDS),
+    ("/embed/v1/embeddings", valid_embeddings(None), EMBEDDINGS_FIELDS),
+    ("/v1/rerank", valid_rerank("reranker"), RERANK_FIELDS),
+    ("/rerank/v1/rerank", valid_rerank(None), RERANK_FIELDS),
 ]
 
 

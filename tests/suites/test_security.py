@@ -40,6 +40,7 @@ LLM_ENDPOINTS = {
     "/v1/messages/count_tokens",
 }
 IMAGE_ENDPOINTS = {"/generate", "/healthz", "/v1/images/generations"}
+POOLING_ENDPOINTS = {"embedding": {"/v1/embeddings"}, "rerank": {"/v1/rerank"}}
 
 
 def _request(path: str, route: str | None) -> dict[str, Any]:
@@ -56,6 +57,10 @@ def _request(path: str, route: str | None) -> dict[str, Any]:
         return {"json": {"model": route or "vision-diffusion", "prompt": "a fox", "size": "64x64"}}
     if path.endswith("/generate"):
         return {"json": {"prompt": "a fox", "width": 64, "height": 64}}
+    if path.endswith("/embeddings"):
+        return {"json": {"model": route or "embedder", "input": "hi"}}
+    if path.endswith("/rerank"):
+        return {"json": {"model": route or "reranker", "query": "hi", "documents": ["hi", "there"]}}
     if path.startswith("/tools/"):
         return {"params": {"q": "llmhost"}, "json": {"query": "llmhost"}}
     return {}
@@ -88,7 +93,10 @@ def endpoints(catalog: Catalog) -> list[tuple[str, str, str | None]]:
                 continue
             suffix = route.path.removeprefix("/{route}")
             for name, config in catalog.routes.items():
-                kind_has_it = suffix in (LLM_ENDPOINTS if config.kind == "llm" else IMAGE_ENDPOINTS)
+                if config.kind in POOLING_ENDPOINTS:
+                    kind_has_it = suffix in POOLING_ENDPOINTS[config.kind]
+                else:
+                    kind_has_it = suffix in (LLM_ENDPOINTS if config.kind == "llm" else IMAGE_ENDPOINTS)
                 if kind_has_it or suffix == "/v1/models":
                     found.append((method, route.path.replace("{route}", name), name))
     return found
@@ -137,6 +145,10 @@ def test_the_endpoint_list_is_complete() -> None:
         "/vision/healthz",
         "/vision/v1/images/generations",
         "/public/v1/chat/completions",
+        "/v1/embeddings",
+        "/openai/v1/rerank",
+        "/embed/v1/embeddings",
+        "/rerank/v1/rerank",
     ):
         assert expected in paths, expected
 
