@@ -39,6 +39,7 @@ from llmhost.errors import (
     engine_failed,
     error_body,
     sse_error,
+    sse_event,
     sse_host_error,
     sse_host_event,
     vllm_error,
@@ -171,13 +172,18 @@ def _leased_stream(content: AsyncIterator[str], route: RouteConfig, hold: LeaseH
 
 def _error_event(route: RouteConfig, hold: LeaseHold, event: str) -> str:
     """An error event in the stream (vLLM's stream generators catch the engine's errors and
-    send one): when the engine died, the host's event naming the failure instead of vLLM's
-    "EngineCore encountered an issue. See stack trace (above)"; any other passes unchanged."""
+    send one): when the engine died, or was unloaded under the request, the host's event
+    saying so instead of vLLM's "EngineCore encountered an issue. See stack trace (above)";
+    any other (a request error vLLM reports in the stream) passes unchanged."""
     lease = hold.lease
-    failure = lease.backend.failure() if lease is not None else None
-    if failure is None:
+    if lease is None:
         return event
-    return sse_host_event(engine_failed(route.primary_id, failure))
+    failure = lease.backend.failure()
+    if failure is not None:
+        return sse_host_event(engine_failed(route.primary_id, failure))
+    if lease.revoked is not None:  # unloaded under it (its engine may be gone, and its failure with it)
+        return sse_event(error_body(lease.revoked, "server_error", "stream_interrupted"))
+    return event
 
 
 def _stream_broke(route: RouteConfig, hold: LeaseHold, exc: Exception) -> str:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from llmhost.config import HostConfig, RouteConfig, parse_catalog
+from llmhost.lifecycle.manager import ModelManager
 from llmhost.preload import THREAD_NAME
 from tests.apphelp import ServerThread, envelope, make_app, running, tiny_llm_route
 from tests.fakes import FakeBackend, Recorder
@@ -117,12 +118,14 @@ class BreakingServing:
     """vLLM's chat serving as seen by the host when something breaks: a call that raises
     before any chunk (`raises`), or a stream that, after its first chunk, stops with an
     exception ("raise"), has its engine die and ends with vLLM's own error event ("dies"),
-    or ends with vLLM's error event while the engine lives on ("event")."""
+    ends with vLLM's error event while the engine lives on ("event"), or is unloaded by the
+    host, which then sends vLLM's error event ("unloaded")."""
 
-    def __init__(self, backend: FakeBackend, raises: Exception | None, then: str) -> None:
+    def __init__(self, backend: FakeBackend, rec: BreakingRecorder) -> None:
         self.backend = backend
-        self.raises = raises
-        self.then = then
+        self.rec = rec
+        self.raises = rec.raises
+        self.then = rec.then
 
     async def create_chat_completion(self, request: Any, raw_request: Any) -> Any:
         if self.raises is not None:
@@ -135,6 +138,8 @@ class BreakingServing:
                 raise RuntimeError("engine gone")
             if self.then == "dies":
                 self.backend.dead = "the vLLM engine core process died"
+            if self.then == "unloaded":
+                self.rec.unload_under_the_stream()
             yield VLLM_DEAD_EVENT
             yield "data: [DONE]\n\n"
 
@@ -145,13 +150,20 @@ class BreakingServing:
 class BreakingRecorder(Recorder):
     raises: Exception | None = None
     then: str = "raise"
+    manager: ModelManager | None = None
+
+    def unload_under_the_stream(self) -> None:
+        """What the lifecycle does to the leases of a model it unloads under them."""
+        assert self.manager is not None
+        for lease in self.manager.slots["coder"].active:
+            lease.revoked = "coder was unloaded (its engine stopped working) before this request finished"
 
     def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
         backend = FakeBackend(route, self)
         # The serving objects an LlmBackend has (llmhost.backends.base); only chat is used.
         for name in ("completion", "responses", "messages"):
             setattr(backend, name, None)
-        backend.chat = BreakingServing(backend, self.raises, self.then)  # type: ignore[attr-defined]
+        backend.chat = BreakingServing(backend, self)  # type: ignore[attr-defined]
         return backend
 
 
@@ -217,3 +229,16 @@ async def test_vllms_error_event_for_a_live_engine_passes_unchanged() -> None:
     async with running(make_app(parse_catalog(FEEDBACK), factory=rec.factory)) as client:
         response = await client.post("/coder/v1/chat/completions", json=STREAM)
     assert response.text.endswith(VLLM_DEAD_EVENT + "data: [DONE]\n\n")
+
+
+async def test_vllms_error_event_after_an_unload_under_the_stream_says_so() -> None:
+    rec = BreakingRecorder(then="unloaded")
+    app = make_app(parse_catalog(FEEDBACK), factory=rec.factory)
+    async with running(app) as client:
+        rec.manager = app.state.host.manager
+        response = await client.post("/coder/v1/chat/completions", json=STREAM)
+    lines = [line for line in response.text.splitlines() if line]
+    error = envelope(events(lines)[-1])
+    assert error["code"] == "stream_interrupted"
+    assert error["message"] == "coder was unloaded (its engine stopped working) before this request finished"
+    assert lines[-1] == "data: [DONE]" and lines.count("data: [DONE]") == 1
