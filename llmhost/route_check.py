@@ -3,7 +3,8 @@
 For each route, one at a time (policy `exclusive`): a cold request through the app (the
 real manager, the real backend), then a warm one, then an idle unload. Per route it
 reports the load seconds, the GPU memory the model took (NVML), the first-token latency
-of a warm streaming request (for an image route: the seconds for one small image), and
+of a warm streaming request (for an image route: the seconds for one small image; for an
+embedding or rerank route: one request of eight inputs), and
 the free GPU memory once the model is unloaded again. Without NVML the memory columns
 say so; everything else still runs (the tiny demo models make that possible on a CPU).
 
@@ -23,6 +24,7 @@ import httpx
 from llmhost.app import create_app
 from llmhost.backends.start_phases import Phase, summary
 from llmhost.config import Catalog
+from llmhost.config.route import POOLING_KINDS
 from llmhost.gpu import GIB, GpuMonitor
 from llmhost.settings import Settings
 
@@ -37,7 +39,7 @@ class RouteResult:
     ok: bool = False
     error: str | None = None
     load_seconds: float | None = None
-    first_token_seconds: float | None = None  # image routes: seconds for one image
+    first_token_seconds: float | None = None  # image routes: one image; pooling: one request
     vram_used_gib: float | None = None  # what the load took, NVML
     budget_gib: float | None = None  # what the host gave the engine (memory_gib auto/GiB)
     free_after_load_gib: float | None = None
@@ -92,6 +94,8 @@ async def _check_route(
 ) -> None:
     if result.kind == "llm":
         await _chat(client, result.route, stream=False)  # the cold load
+    elif result.kind in POOLING_KINDS:
+        await _pooled(client, result.route, result.kind)
     else:
         await _image(client, result.route, image_size)
     model = await _model_stats(client, result.route)
@@ -106,6 +110,8 @@ async def _check_route(
         result.free_after_load_gib = round(memory.free_bytes / GIB, 2)
     if result.kind == "llm":
         result.first_token_seconds = await _chat(client, result.route, stream=True)
+    elif result.kind in POOLING_KINDS:
+        result.first_token_seconds = await _pooled(client, result.route, result.kind)
     else:
         result.first_token_seconds = await _image(client, result.route, image_size)
 
@@ -129,6 +135,21 @@ async def _chat(client: httpx.AsyncClient, route: str, *, stream: bool) -> float
                 delta = (chunk.get("choices") or [{}])[0].get("delta", {})
                 if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
                     return time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+async def _pooled(client: httpx.AsyncClient, route: str, kind: str) -> float:
+    """Seconds for one embeddings request of eight inputs, or one rerank of eight documents."""
+    texts = [f"Passage {i}: the quick brown fox jumps over the lazy dog." for i in range(8)]
+    body: dict[str, Any]
+    if kind == "embedding":
+        path, body = f"/{route}/v1/embeddings", {"input": texts}
+    else:
+        path, body = f"/{route}/v1/rerank", {"query": "Which passage mentions a fox?", "documents": texts}
+    started = time.perf_counter()
+    response = await client.post(path, json=body)
+    if response.status_code != 200:
+        raise RuntimeError(_error_text(response))
     return time.perf_counter() - started
 
 
