@@ -315,6 +315,48 @@ LLM_FILES = (
     "tokenizer_config.json",
 )
 
+# A sentence-transformers embedder laid out like Qwen/Qwen3-Embedding-0.6B (a Qwen3ForCausalLM
+# vLLM pools by its modules): modules.json names the model at the top, last-token pooling in
+# 1_Pooling/ and a Normalize module (which saves no files). Beside it, the ONNX and OpenVINO
+# exports other runtimes read, each with its own copies of the config and tokenizer.
+ST_MODULES = [
+    {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+]
+ST_POOLING = {
+    "word_embedding_dimension": 1024,
+    "pooling_mode_cls_token": False,
+    "pooling_mode_mean_tokens": False,
+    "pooling_mode_max_tokens": False,
+    "pooling_mode_mean_sqrt_len_tokens": False,
+    "pooling_mode_weightedmean_tokens": False,
+    "pooling_mode_lasttoken": True,
+    "include_prompt": True,
+}
+EMBEDDING_FILES = (
+    ".gitattributes",
+    "1_Pooling/config.json",
+    "LICENSE",
+    "README.md",
+    "config.json",
+    "config_sentence_transformers.json",
+    "generation_config.json",
+    "merges.txt",
+    "model.safetensors",
+    "modules.json",
+    "onnx/config.json",
+    "onnx/model.onnx",
+    "onnx/model.onnx_data",
+    "onnx/tokenizer.json",
+    "openvino/openvino_model.bin",
+    "openvino/openvino_model.xml",
+    "sentence_bert_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+)
+
 
 def content_for(name: str, commit: str = "") -> bytes:
     """A file's bytes in the stand-in: real JSON where a loader parses it, else a few bytes
@@ -325,6 +367,12 @@ def content_for(name: str, commit: str = "") -> bytes:
         shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
         weight_map = {f"layers.{i}.weight": shards[i % 2] for i in range(4)}
         return json.dumps({"metadata": {"total_size": 64}, "weight_map": weight_map}).encode()
+    if name == "modules.json":
+        return json.dumps(ST_MODULES).encode()
+    if name == "1_Pooling/config.json":
+        return json.dumps(ST_POOLING).encode()
+    if name == "sentence_bert_config.json":
+        return json.dumps({"max_seq_length": 8192, "do_lower_case": False}).encode()
     if name.endswith(".json"):
         return json.dumps({"name": name, "commit": commit}).encode()
     return f"{name} at {commit}\n".encode()

@@ -8,6 +8,7 @@ the first load after a pull downloads nothing more.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub import LLM_FILES, SD35_MEDIUM_SIZES, Repo, StandInHub, repository
-from tests.test_pull_selection import T5, WITHOUT_T5
+from tests.hub import EMBEDDING_FILES, LLM_FILES, SD35_MEDIUM_SIZES, Repo, StandInHub, repository
+from tests.test_pull_selection import EMBEDDING_SELECTION, T5, WITHOUT_T5
 
 SD35 = "stabilityai/stable-diffusion-3.5-medium"
 LLM = "org/llm"
+EMBED = "org/embedding"
 MAIN = "a" * 40
 PINNED = "b" * 40
 LLM_SELECTION = [
@@ -44,6 +46,7 @@ def hub() -> Iterator[StandInHub]:
             {MAIN: repository(LLM_FILES, MAIN), PINNED: repository(LLM_FILES, PINNED)},
             {"main": MAIN, "v1.0": PINNED},
         ),
+        EMBED: Repo({MAIN: repository(EMBEDDING_FILES, MAIN)}, {"main": MAIN}),
     }
     with StandInHub(repos) as running:
         yield running
@@ -210,6 +213,45 @@ def test_vllm_fetches_the_weights_pull_fetched(tmp_path: Path, hub: StandInHub) 
     assert done.returncode == 0, done.stderr[-2000:]
     weights = {n for n in LLM_SELECTION if n.startswith("model")}
     assert snapshot_files(tmp_path, LLM, MAIN) == weights
+
+
+def test_an_embedding_route_gets_the_module_configs_vllm_reads(tmp_path: Path, hub: StandInHub) -> None:
+    """After the pull, vLLM's own readers of the sentence-transformers files (the pooling
+    type, the Dense projections, the tokenizer's max_seq_length) find them in the cache:
+    the right pooling, and nothing more fetched from the Hub."""
+    cache = tmp_path / "hf"
+    models = tmp_path / "models.toml"
+    models.write_text(f'[routes.embed]\nkind = "embedding"\nmodel = "{EMBED}"\n')
+    result = pull(tmp_path, hub, "--config", str(models), HF_HOME=str(cache))
+    assert result.returncode == 0, result.stderr
+    assert snapshot_files(cache / "hub", EMBED, MAIN) == set(EMBEDDING_SELECTION)
+    assert hub.files_fetched(EMBED) == set(EMBEDDING_SELECTION)  # no onnx/, no openvino/
+    script = (
+        "import json, sys\n"
+        "from vllm.transformers_utils import config as c\n"
+        "repo = sys.argv[1]\n"
+        "print(json.dumps({\n"
+        "    'pooling': {k: str(v) for k, v in (c.get_pooling_config(repo, None) or {}).items()},\n"
+        "    'dense': c.try_get_dense_modules(repo, None),\n"
+        "    'tokenizer': c.get_sentence_transformer_tokenizer_config(repo, None),\n"
+        "    'dense_types': sorted(c._DENSE_MODULE_TYPES),\n"
+        "}))\n"
+    )
+    fetched = len(hub.requests)
+    done = subprocess.run(
+        [sys.executable, "-c", script, EMBED],
+        capture_output=True,
+        text=True,
+        env=environment(hub, HF_HOME=str(cache)),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = json.loads(done.stdout.strip().splitlines()[-1])
+    assert read["pooling"] == {"use_activation": "True", "seq_pooling_type": "LAST"}
+    assert read["dense"] is None and read["tokenizer"]["max_seq_length"] == 8192
+    assert [r for r in hub.requests[fetched:] if r.kind == "file" and r.method == "GET"] == []
+    # The selection takes a Dense module's weights by its class name: vLLM's types all end in it.
+    assert all(t.endswith(".Dense") for t in read["dense_types"])
 
 
 # ---- `llmhost check --gpu-memory` with nothing in the cache ----------------------------------

@@ -13,7 +13,7 @@ from llmhost.pull import human_size
 from llmhost.pull.cache import problem, sudo
 from llmhost.pull.selection import diffusion_files, llm_files
 from llmhost.settings import Settings, WeightsCache
-from tests.hub import LLM_FILES, SD3_MODEL_INDEX, SD35_MEDIUM_SIZES
+from tests.hub import EMBEDDING_FILES, LLM_FILES, SD3_MODEL_INDEX, SD35_MEDIUM_SIZES, ST_MODULES
 
 WITHOUT_T5 = [
     "model_index.json",
@@ -120,6 +120,71 @@ def test_llm_formats_as_vllm_picks_them() -> None:
     assert llm_files(mistral) == ["consolidated.safetensors", "params.json", "tekken.json"]
     # load_format "hf" without an index: every top-level safetensors file, as vLLM globs them.
     assert llm_files(mistral, "hf") == sorted(mistral)
+
+
+# What vLLM reads of the Qwen3-Embedding-like repository (tests/hub.py): the model and its
+# small files at the top, sentence-transformers' three JSON files, the pooling config.
+EMBEDDING_SELECTION = [
+    "1_Pooling/config.json",
+    "config.json",
+    "config_sentence_transformers.json",
+    "generation_config.json",
+    "merges.txt",
+    "model.safetensors",
+    "modules.json",
+    "sentence_bert_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+]
+
+
+def test_sentence_transformers_embedder_adds_its_pooling_config_not_the_onnx_copies() -> None:
+    assert llm_files(EMBEDDING_FILES, modules=ST_MODULES) == EMBEDDING_SELECTION
+    # Without modules.json's content the module folders are unknown: the top level only.
+    assert llm_files(EMBEDDING_FILES) == [n for n in EMBEDDING_SELECTION if "/" not in n]
+    # modules.json in the wrapped form vLLM's Dense reader also accepts.
+    assert llm_files(EMBEDDING_FILES, modules={"modules": ST_MODULES}) == EMBEDDING_SELECTION
+
+
+def test_a_dense_projection_brings_its_weights_in_the_format_vllm_tries_first() -> None:
+    modules = [
+        *ST_MODULES[:2],
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        {"idx": 3, "name": "3", "path": "3_Dense/", "type": "pylate.models.Dense.Dense"},
+        {"idx": 4, "name": "4", "path": "4_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    dense = [
+        "2_Dense/config.json",
+        "2_Dense/model.safetensors",
+        "2_Dense/pytorch_model.bin",  # a duplicate: vLLM loads model.safetensors when present
+        "2_Dense/onnx/model.onnx",
+        "3_Dense/config.json",
+        "3_Dense/pytorch_model.bin",
+    ]
+    assert [n for n in llm_files([*EMBEDDING_FILES, *dense], modules=modules) if "/" in n] == [
+        "1_Pooling/config.json",
+        "2_Dense/config.json",
+        "2_Dense/model.safetensors",
+        "3_Dense/config.json",
+        "3_Dense/pytorch_model.bin",
+    ]
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        None,
+        {},
+        "x",
+        [1, None],
+        [{"path": 3}],
+        [{"path": "../x"}],
+        [{"type": "sentence_transformers.models.Dense"}],
+    ],
+)
+def test_a_malformed_modules_json_adds_nothing(modules: object) -> None:
+    assert llm_files(EMBEDDING_FILES, modules=modules) == [n for n in EMBEDDING_SELECTION if "/" not in n]
 
 
 # ---- the cache check --------------------------------------------------------------------------

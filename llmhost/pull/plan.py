@@ -2,8 +2,8 @@
 
 The plan reads the repository's listing with sizes (`model_info(files_metadata=True)`)
 and the JSON files the selection depends on (model_index.json for a pipeline, the
-safetensors index for an LLM) into a temporary folder, never into the cache: a dry run
-leaves the cache as it was.
+safetensors index for an LLM, modules.json for a sentence-transformers model) into a
+temporary folder, never into the cache: a dry run leaves the cache as it was.
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def plan_route(route: RouteConfig, token: str | None, revision: str | None = Non
         if SAFETENSORS_INDEX in sizes:
             mapping = _read_json(route.model, SAFETENSORS_INDEX, commit, token).get("weight_map")
             weight_map = set(mapping.values()) if isinstance(mapping, dict) else None
+        # vLLM reads modules.json for every model (is it a sentence-transformers embedder?).
+        modules = _load_json(route.model, "modules.json", commit, token) if "modules.json" in sizes else None
         load_format = str(route.engine.get("load_format", "auto"))
-        chosen = llm_files(names, load_format, weight_map)
+        chosen = llm_files(names, load_format, weight_map, modules)
         if load_format != "dummy" and not any(n.endswith(WEIGHT_EXTENSIONS) for n in chosen):
             raise PullError(
                 f"{route.name}: {route.model} has no weights vLLM reads at its top level "
@@ -95,13 +97,17 @@ def plan_route(route: RouteConfig, token: str | None, revision: str | None = Non
     )
 
 
-def _read_json(repo: str, name: str, commit: str, token: str | None) -> dict[str, Any]:
+def _load_json(repo: str, name: str, commit: str, token: str | None) -> Any:
     """One small JSON file of the repository, read through a temporary folder."""
     from huggingface_hub import hf_hub_download
 
     with tempfile.TemporaryDirectory(prefix="llmhost-pull-") as folder:
         path = hf_hub_download(repo, name, revision=commit, token=token, local_dir=folder)
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _read_json(repo: str, name: str, commit: str, token: str | None) -> dict[str, Any]:
+    value = _load_json(repo, name, commit, token)
     if not isinstance(value, dict):
         raise ValueError(f"{name} of {repo} is not a JSON object")
     return value

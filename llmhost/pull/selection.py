@@ -14,7 +14,11 @@ read the files, so that after `llmhost pull` the first load downloads nothing mo
   format (the safetensors index's shards, else `*.safetensors`, else `*.bin`, else `*.pt`;
   Mistral's `consolidated*.safetensors` when present), plus the small top-level files the
   config, tokenizer and generation config come from. No `original/` copy, no `*.pth`,
-  GGUF or second format.
+  GGUF or second format. A sentence-transformers repository (an embedding model with
+  `modules.json`) adds what vLLM reads of the modules it names (`transformers_utils/config.py`
+  `get_pooling_config`, `try_get_dense_modules`): the Pooling module's `config.json` (the
+  pooling type), each Dense projection's `config.json` and weights; not the ONNX or
+  OpenVINO copies in their own folders.
 """
 
 from __future__ import annotations
@@ -175,13 +179,20 @@ def weight_format(names: Collection[str], load_format: str) -> str:
 
 
 def llm_files(
-    names: Collection[str], load_format: str = "auto", weight_map: Collection[str] | None = None
+    names: Collection[str],
+    load_format: str = "auto",
+    weight_map: Collection[str] | None = None,
+    modules: Any = None,
 ) -> list[str]:
     """The files vLLM reads for a model: its top-level weights of one format, and the small
-    top-level files (config, tokenizer, generation config, chat template, custom code).
+    top-level files (config, tokenizer, generation config, chat template, custom code,
+    sentence-transformers' modules.json, sentence_bert_config.json and
+    config_sentence_transformers.json).
 
     `weight_map` is the set of shard names in model.safetensors.index.json when the
-    repository has one (vLLM downloads exactly those).
+    repository has one (vLLM downloads exactly those). `modules` is the content of
+    modules.json when the repository has one: the files vLLM reads in the module folders
+    it names are added (`st_module_files`).
     """
     top = [n for n in names if "/" not in n and not n.startswith(".")]
     weights = _llm_weights(top, weight_format(names, load_format), weight_map)
@@ -193,7 +204,7 @@ def llm_files(
         and not n.startswith("LICENSE")
         and not _is_index(n)
     ]
-    return sorted({*weights, *small})
+    return sorted({*weights, *small, *st_module_files(names, modules)})
 
 
 def _is_index(name: str) -> bool:
@@ -222,3 +233,38 @@ def _llm_weights(top: list[str], fmt: str, weight_map: Collection[str] | None) -
         index = f"pytorch_model{pattern[1:]}.index.json"
         return chosen + ([index] if index in top else [])
     return []
+
+
+# ---- sentence-transformers modules: what vLLM reads beside the model ------------------------
+
+
+def st_module_files(names: Collection[str], modules: Any) -> list[str]:
+    """The files vLLM reads in the module folders `modules` (modules.json) names.
+
+    vLLM 0.32 (`transformers_utils/config.py`) reads modules.json for every model, to tell
+    a sentence-transformers embedder (a *ForCausalLM such as Qwen3-Embedding) from a
+    generator, then `<path>/config.json` of the Pooling module (its pooling type; without
+    it the architecture's default pooling applies, silently) and of each Dense module, whose
+    weights it loads too (`models/adapters.py` `_load_dense_weights`: model.safetensors,
+    else pytorch_model.bin). A module's `config.json` is taken whatever its type (a few
+    hundred bytes, and a type name vLLM learns later is then already covered); weights only
+    for a Dense module. The Transformer module sits at the top ("") and is the model itself.
+    """
+    entries = modules.get("modules", []) if isinstance(modules, dict) else modules
+    if not isinstance(entries, list):
+        return []
+    present = set(names)
+    chosen: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            continue
+        folder = entry["path"].strip("/")
+        if not folder:
+            continue
+        chosen.append(f"{folder}/config.json")
+        # vLLM's Dense types: sentence_transformers.models.Dense, ...base.modules.dense.Dense,
+        # pylate.models.Dense.Dense: the class is Dense in each.
+        if str(entry.get("type", "")).rsplit(".", 1)[-1] == "Dense":
+            weights = [f"{folder}/{n}" for n in ("model.safetensors", "pytorch_model.bin")]
+            chosen += [w for w in weights if w in present][:1]
+    return [n for n in chosen if n in present]
