@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from llmhost import __version__
 from llmhost.api import admin, tools
 from llmhost.api.anthropic import api_router as anthropic
+from llmhost.api.anthropic.errors import ANTHROPIC_HEADERS, install_error_shape
 from llmhost.api.chat import api_router as chat
 from llmhost.api.images import api_router as images
 from llmhost.api.images.queue import ImageQueue
@@ -97,13 +98,15 @@ def create_app(
         openapi_url=None,  # served below, behind the key
     )
     install_error_handlers(app)
+    install_error_shape(app)  # Anthropic's shape on its paths, for errors before any handler
     app.add_middleware(BodyLimit, max_bytes=catalog.host.max_body_bytes)
     if catalog.host.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(catalog.host.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            # Anthropic's clients send the key as x-api-key, and their own headers beside it.
+            allow_headers=["Authorization", "Content-Type", *ANTHROPIC_HEADERS],
         )
     app.include_router(admin.router)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)

@@ -1,4 +1,5 @@
-"""Refuse request bodies over a size limit with 413, before they are buffered."""
+"""Refuse request bodies over a size limit with 413, before they are buffered: in OpenAI's
+error envelope, or Anthropic's shape on the Messages API paths."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llmhost.errors import PayloadTooLarge, error_response
+from llmhost.api.anthropic.errors import error_response_at
+from llmhost.errors import PayloadTooLarge
 
 
 class BodyLimit:
@@ -20,7 +22,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         seen = 0
         response_started = False
@@ -46,11 +48,11 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not response_started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"Request body larger than {self.max_bytes} bytes (host.max_body_bytes).")
-        response = error_response(error)
+        response = error_response_at(scope["path"], error)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )

@@ -1,6 +1,6 @@
 """BodyLimit: a body over host.max_body_bytes is refused with errors.PayloadTooLarge's 413
-envelope before it is buffered, whether it declares its length or arrives in chunks; a body
-within the limit reaches the app whole."""
+envelope before it is buffered, whether it declares its length or arrives in chunks (in
+Anthropic's shape on the Messages API paths); a body within the limit reaches the app whole."""
 
 from __future__ import annotations
 
@@ -42,11 +42,16 @@ class Echo:
 
 
 async def call(
-    app: Any, chunks: list[bytes], content_length: int | None = None, scope_type: str = "http"
+    app: Any,
+    chunks: list[bytes],
+    content_length: int | None = None,
+    scope_type: str = "http",
+    path: str = "/",
 ) -> list[Message]:
-    """`app` wrapped in BodyLimit(LIMIT), sent `chunks` as the request body; the messages it sent."""
+    """`app` wrapped in BodyLimit(LIMIT), sent `chunks` as the request body at `path`; the
+    messages it sent."""
     headers = [] if content_length is None else [(b"content-length", str(content_length).encode())]
-    scope = {"type": scope_type, "method": "POST", "path": "/", "headers": headers}
+    scope = {"type": scope_type, "method": "POST", "path": path, "headers": headers}
     pending = [
         {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
         for i, chunk in enumerate(chunks)
@@ -99,6 +104,23 @@ async def test_the_refusal_is_payload_too_large_in_the_openai_envelope() -> None
         "type": "invalid_request_error",
         "param": None,
         "code": "payload_too_large",
+    }
+
+
+@pytest.mark.parametrize("content_length", [LIMIT + 1, None])
+@pytest.mark.parametrize("path", ["/v1/messages", "/coder/v1/messages/count_tokens"])
+async def test_on_the_messages_api_paths_the_refusal_is_in_anthropics_shape(
+    path: str, content_length: int | None
+) -> None:
+    app = Echo()
+    sent = await call(app, [b"x" * 60, b"x" * 41], content_length, path=path)
+    assert app.bodies == [] and sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"]) == {
+        "type": "error",
+        "error": {
+            "type": "request_too_large",
+            "message": f"Request body larger than {LIMIT} bytes (host.max_body_bytes).",
+        },
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from llmhost.api.leased import call_leased
+from llmhost.api.leased import broken_stream, call_leased
 from llmhost.api.responses.protocol import previous_response_not_found
 from llmhost.api.streaming import LeasedStream
 from llmhost.config import RouteConfig
@@ -39,7 +39,8 @@ async def serve(request: Request, state: HostState, route: RouteConfig, parsed: 
 
 async def _sse(events: AsyncIterator[Any], lease: Lease) -> AsyncIterator[str]:
     """vLLM's events in vLLM's SSE framing (`event: <type>`, `data: <json>`); a stream that
-    breaks off ends with the Responses API's `error` event instead of a cut connection."""
+    breaks off ends with the Responses API's `error` event instead of a cut connection, one
+    that names the failure when the engine died (code engine_failed)."""
     from vllm.entrypoints.openai.responses.api_router import _convert_stream_to_sse_events
 
     numbered = _Numbered(events)
@@ -47,15 +48,13 @@ async def _sse(events: AsyncIterator[Any], lease: Lease) -> AsyncIterator[str]:
     try:
         async for chunk in sse:
             yield chunk
-    except Exception as exc:
-        message = lease.revoked or (
-            f"The stream from {lease.route.primary_id} broke off: {type(exc).__name__}: {exc}"
-        )
+    except Exception as exc:  # vLLM's generator catches no engine error: a dead engine ends here
+        error = broken_stream(lease, exc)
         event = {
             "type": "error",
-            "code": "stream_interrupted",
-            "message": message,
-            "param": None,
+            "code": error.code,
+            "message": error.message,
+            "param": error.param,
             "sequence_number": numbered.last + 1,
         }
         yield f"event: error\ndata: {json.dumps(event)}\n\n"

@@ -4,13 +4,15 @@ fake backend (vLLM's request models validate; nothing loads an engine)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
-from llmhost.api.anthropic.errors import error_type
+from llmhost.api.anthropic.errors import error_type, is_anthropic_path
 from tests import catalogs
-from tests.apphelp import make_app, running
+from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder
 from tests.suites.test_fuzz import ServingRecorder
 
@@ -93,3 +95,113 @@ async def test_a_model_that_cannot_load_is_a_503_in_anthropics_shape() -> None:
     assert response.status_code == 503 and "Retry-After" in response.headers
     error = anthropic_error(response.json())
     assert error["type"] == "api_error" and "no weights here" in error["message"]
+
+
+# ---- one decision: which paths answer in Anthropic's shape --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "anthropic"),
+    [
+        ("/v1/messages", True),
+        ("/v1/messages/count_tokens", True),
+        ("/coder/v1/messages", True),
+        ("/coder/v1/messages/count_tokens", True),
+        ("/v1/messages/batches", True),  # Anthropic's, not served: its 404 reads as Anthropic's
+        ("/openai/v1/messages", True),  # /{route}/v1/messages with a route named "openai"
+        ("/v1/chat/completions", False),
+        ("/v1/messagesx", False),
+        ("/a/b/v1/messages", False),
+        ("/v1/responses", False),
+        ("/", False),
+    ],
+)
+def test_which_paths_are_anthropics(path: str, anthropic: bool) -> None:
+    assert is_anthropic_path(path) is anthropic
+
+
+LIMITED = catalogs.catalog(catalogs.CODER_AND_VISION, max_body_bytes=2048)
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens", "/coder/v1/messages"])
+async def test_a_body_over_the_limit_is_a_413_in_anthropics_shape(path: str) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused once it crosses
+        for _ in range(5):
+            yield b"x" * 1000
+
+    async with running(make_app(LIMITED, factory=Recorder().factory)) as client:
+        declared = await client.post(path, content=b"x" * 5000)
+        streamed = await client.post(path, content=chunks())
+        openai = await client.post("/v1/chat/completions", content=b"x" * 5000)
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        error = anthropic_error(response.json())
+        assert error["type"] == "request_too_large" and "2048 bytes" in error["message"]
+    assert openai.status_code == 413 and envelope(openai.json())["code"] == "payload_too_large"
+
+
+async def test_errors_before_any_handler_are_in_anthropics_shape_on_its_paths() -> None:
+    app = make_app(CATALOG, factory=Recorder().factory)
+
+    # Stand-ins for what the app raises outside the Messages handlers: a request the
+    # framework refuses (422) and a bug (500), on an Anthropic path and elsewhere.
+    async def typed(count: int) -> dict[str, int]:
+        return {"count": count}
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    for prefix in ("/v1/messages/probe", "/probe"):
+        app.add_api_route(f"{prefix}/typed", typed, methods=["GET"])
+        app.add_api_route(f"{prefix}/broken", broken, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://llmhost") as client,
+    ):
+        wrong_method = await client.get("/v1/messages")
+        on_route = await client.get("/coder/v1/messages/count_tokens")
+        unknown = await client.post("/v1/messages/batches", json={})
+        invalid = await client.get("/v1/messages/probe/typed", params={"count": "many"})
+        bug = await client.get("/v1/messages/probe/broken")
+        elsewhere = [
+            await client.get("/v1/chat/completions"),
+            await client.post("/nope", json={}),
+            await client.get("/probe/typed", params={"count": "many"}),
+            await client.get("/probe/broken"),
+        ]
+    for response in (wrong_method, on_route):
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert anthropic_error(response.json())["type"] == "invalid_request_error"
+    assert unknown.status_code == 404 and anthropic_error(unknown.json())["type"] == "not_found_error"
+    assert invalid.status_code == 400
+    assert "count" in anthropic_error(invalid.json())["message"]
+    assert bug.status_code == 500
+    assert anthropic_error(bug.json()) == {"type": "api_error", "message": "Internal error: RuntimeError"}
+    assert [r.status_code for r in elsewhere] == [405, 404, 400, 500]
+    for response in elsewhere:  # unchanged: OpenAI's envelope
+        envelope(response.json())
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize(
+    ("route", "model", "message"),
+    [
+        ("embed", "embedder", "'embedder' is an embedding model: use POST /v1/embeddings."),
+        ("rerank", "reranker", "'reranker' is a reranker: use POST /v1/rerank."),
+    ],
+)
+async def test_a_pooling_model_is_a_400_naming_its_endpoint(
+    path: str, route: str, model: str, message: str
+) -> None:
+    """vLLM builds no Messages serving for a pooling engine (llmhost.backends.vllm_pooling):
+    the request is refused before any lease, as chat's is (llmhost.api.resolve)."""
+    recorder = ServingRecorder(load_seconds=0, stop_seconds=0)
+    routes = {"coder": catalogs.CODER, "embed": catalogs.EMBED, "rerank": catalogs.RERANK}
+    async with running(make_app(catalogs.catalog(routes), factory=recorder.factory)) as client:
+        unified = await client.post(path, json={**HELLO, "model": model})
+        on_route = await client.post(f"/{route}{path}", json=HELLO)
+    for response in (unified, on_route):
+        assert response.status_code == 400
+        assert anthropic_error(response.json()) == {"type": "invalid_request_error", "message": message}
+    assert recorder.loads == {} and recorder.served == []

@@ -57,3 +57,32 @@ async def test_responses_by_id_are_not_kept(method: str, path: str) -> None:
         response = await client.request(method, path)
     assert response.status_code == 501
     assert "does not keep responses" in envelope(response.json())["message"]
+
+
+@pytest.mark.parametrize("prefix", ["/openai/v1", "/v1"])
+@pytest.mark.parametrize(
+    ("route", "model", "message"),
+    [
+        ("embed", "embedder", "'embedder' is an embedding model: use POST /v1/embeddings."),
+        ("rerank", "reranker", "'reranker' is a reranker: use POST /v1/rerank."),
+    ],
+)
+async def test_a_pooling_model_is_a_400_naming_its_endpoint(
+    prefix: str, route: str, model: str, message: str
+) -> None:
+    """vLLM builds no Responses serving for a pooling engine (llmhost.backends.vllm_pooling):
+    the request is refused before any lease, as chat's is (llmhost.api.resolve)."""
+    recorder = ServingRecorder(load_seconds=0, stop_seconds=0)
+    routes = {"coder": catalogs.CODER, "embed": catalogs.EMBED, "rerank": catalogs.RERANK}
+    async with running(make_app(catalogs.catalog(routes), factory=recorder.factory)) as client:
+        unified = await client.post(f"{prefix}/responses", json={"model": model, "input": "hi"})
+        on_route = await client.post(f"/{route}/v1/responses", json={"input": "hi"})
+    for response in (unified, on_route):
+        assert response.status_code == 400
+        error = envelope(response.json())
+        assert (error["message"], error["type"], error["param"]) == (
+            message,
+            "invalid_request_error",
+            "model",
+        )
+    assert recorder.loads == {} and recorder.served == []
