@@ -17,6 +17,7 @@ record the call. A 200 therefore means "the host and vLLM's request models accep
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from starlette.testclient import TestClient
 
 from llmhost.backends.diffusion import ImageJob, ImageResult
 from llmhost.config import HostConfig, RouteConfig
+from llmhost.preload import THREAD_NAME
 from tests import catalogs
 from tests.apphelp import make_app
 from tests.fakes import FakeBackend, Recorder
@@ -122,12 +124,28 @@ class Fuzzing:
     recorder: ServingRecorder
 
 
+def _after_any_preload() -> None:
+    """Wait for the background imports of the apps started so far (llmhost.preload).
+
+    Hypothesis reads optional libraries straight out of `sys.modules` without importing
+    them (`sys.modules["numpy"].ndarray` when it checks a sample; attr, anyio and others
+    too): no import lock stops it from finding numpy half-initialised while the preload
+    thread is importing vLLM, and the test then fails with "partially initialized module
+    'numpy'". The host itself never reads a module that way: its requests wait for the
+    preload's events, and ordinary imports wait on the import lock.
+    """
+    for thread in threading.enumerate():
+        if thread.name == THREAD_NAME:
+            thread.join()
+
+
 @pytest.fixture(scope="module")
 def fuzzing() -> Iterator[Fuzzing]:
     recorder = ServingRecorder(load_seconds=0, stop_seconds=0)
     app = make_app(CATALOG, factory=recorder.factory)
     # raise_server_exceptions=False: a 500 comes back as the response a client would see.
     with TestClient(app, raise_server_exceptions=False) as client:
+        _after_any_preload()  # before Hypothesis runs (the first request would wait for it anyway)
         yield Fuzzing(client, recorder)
 
 
