@@ -59,7 +59,13 @@ def create_app(
         check = standby_check if standby_check is not None else _sleep_mode_check(preloader)
         margins = EngineMargins(margin_file(settings.weights_cache()))  # kept with the host's cache
         manager = ModelManager(
-            catalog, backend_factory, monitor, preflight=preflight, standby_check=check, margins=margins
+            catalog,
+            backend_factory,
+            monitor,
+            preflight=preflight,
+            standby_check=check,
+            margins=margins,
+            on_fatal=lambda reason: _scheduler_died(app, reason),
         )
         app.state.host = HostState(
             settings=settings,
@@ -124,6 +130,31 @@ async def _openapi(request: Request) -> dict[str, Any]:
     request.app.state.host.keys.require(request)
     schema: dict[str, Any] = request.app.openapi()
     return schema
+
+
+# The exit status of a host whose model scheduler died (sysexits' EX_SOFTWARE): not 0, so
+# systemd's Restart=on-failure starts it again, and not 2 (RestartPreventExitStatus).
+EXIT_SCHEDULER_STOPPED = 70
+
+
+def _scheduler_died(app: FastAPI, reason: str) -> None:
+    """No model can load or unload any more: /healthz answers 503 (llmhost.api.admin) and
+    the server is told to stop, so the process exits non-zero and systemd restarts it.
+    `llmhost serve` sets app.state.stop_server; in tests and embedders it may be absent."""
+    log.critical(
+        "%s: stopping the host (exit status %d) so that it is restarted", reason, EXIT_SCHEDULER_STOPPED
+    )
+    stop = getattr(app.state, "stop_server", None)
+    if stop is not None:
+        stop()
+
+
+def exit_status(app: FastAPI) -> int | None:
+    """The exit status the host must end with after serving `app` (None: a normal exit)."""
+    host = getattr(app.state, "host", None)
+    if host is not None and host.manager.failure is not None:
+        return EXIT_SCHEDULER_STOPPED
+    return None
 
 
 def _sleep_mode_check(preloader: Preloader) -> StandbyCheck:

@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from llmhost.api.resolve import is_image_route
 from llmhost.config import ConfigError, RouteConfig
-from llmhost.errors import InvalidRequest
+from llmhost.errors import InvalidRequest, error_body
 from llmhost.gpu import GpuMonitor
 from llmhost.metrics import render_metrics
 from llmhost.state import host_state
@@ -18,8 +18,17 @@ from llmhost.state import host_state
 router = APIRouter(tags=["admin"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", response_model=None)
+async def healthz(request: Request) -> dict[str, str] | JSONResponse:
+    """ok, or 503 once the host can no longer serve models (its scheduler stopped: the
+    process is exiting for systemd to restart it)."""
+    host = getattr(request.app.state, "host", None)
+    failure = host.manager.failure if host is not None else None
+    if failure is not None:
+        return JSONResponse(
+            error_body(f"The host cannot serve models: {failure}.", "server_error", "scheduler_stopped"),
+            status_code=503,
+        )
     return {"status": "ok"}
 
 

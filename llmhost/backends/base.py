@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from llmhost.backends.diffusion import ImageJob, ImageResult
 
 
+# How long an abandoned start may take to return once its backend was stopped (vLLM's
+# start returns once its processes are killed; a start still in the host process, e.g.
+# reading a large config, cannot be interrupted sooner). One bound for the backends that
+# wait for their start and for the lifecycle that waits for the backend.
+ABANDON_TIMEOUT_SECONDS = 120.0
+
+
 class LoadFailed(RuntimeError):
     """A backend's `start` failed; the message says why in one line, meant for users."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmhost import heap
-from llmhost.backends.base import LoadFailed, Probe
+from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, LoadFailed, Probe
 from llmhost.backends.context_fit import create_fitted
 from llmhost.backends.engine_failure import capture_config, new_log_file, root_cause
 from llmhost.backends.engine_procs import EngineProcesses
@@ -34,9 +34,6 @@ log = logging.getLogger("llmhost.vllm")
 SHUTDOWN_TIMEOUT_SECONDS = 30.0
 # After vLLM's shutdown returns, how long its processes get to be gone before we kill them.
 PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
-# How long an abandoned start may take to return once its processes are killed (a start
-# still in the host process, e.g. reading a large config, cannot be interrupted sooner).
-ABANDON_TIMEOUT_SECONDS = 120.0
 
 
 # The probe every wake must reproduce (llmhost.lifecycle.operations.wake): greedy, short.

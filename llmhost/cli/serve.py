@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return PORT_TAKEN
     import uvicorn
 
-    from llmhost.app import create_app
+    from llmhost.app import create_app, exit_status
     from llmhost.notify import Notifier, NotifyingServer
 
     notifier = Notifier()
@@ -66,6 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The stop signal abandons loads in progress and refuses new work at once; requests
     # in flight still finish during uvicorn's drain (issue: a stop sat out a cold load).
     server = NotifyingServer(config, notifier, on_stop=lambda: _begin_close(app))
+    # The model scheduler died (llmhost.app): stop like on SIGTERM, then exit non-zero.
+    app.state.stop_server = lambda: setattr(server, "should_exit", True)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -77,6 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if taken is not None:
             print(f"llmhost: {taken}", file=sys.stderr)
         return PORT_TAKEN
+    failed = exit_status(app)
+    if failed is not None:
+        return failed
     return 0 if server.started else PORT_TAKEN
 
 

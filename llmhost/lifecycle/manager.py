@@ -36,10 +36,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from llmhost import heap
-from llmhost.backends.base import Backend, BackendFactory
+from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GpuMonitor
+from llmhost.lifecycle import operations
 from llmhost.lifecycle.clock import Clock, MonotonicClock
 from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
@@ -70,8 +71,14 @@ class ModelManager:
         preflight: Preflight | None = None,
         standby_check: StandbyCheck | None = None,
         margins: EngineMargins | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.catalog = catalog
+        # Why the scheduler task ended (None: it runs). Then every request gets 503 and
+        # `on_fatal` is called once: the host must exit for systemd to restart it.
+        self.failure: str | None = None
+        self.scheduler_ended = asyncio.Event()
+        self._on_fatal = on_fatal
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._estimator = estimator if estimator is not None else _estimate_need
         self._standby_check = standby_check if standby_check is not None else _sleep_mode_problem
@@ -97,8 +104,31 @@ class ModelManager:
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._scheduler.run(), name="llmhost-scheduler")
+        self._loop_task.add_done_callback(self._scheduler_stopped)
         self._estimate_needs()
         self._check_standby()
+
+    def _scheduler_stopped(self, task: asyncio.Task[None]) -> None:
+        """The scheduler task ended. Cancelled by `close` at the very end is the normal
+        end; anything else is an error that escaped the pass: no model can change state
+        any more, so nothing may wait for one."""
+        self.scheduler_ended.set()
+        if task.cancelled() and self._close_task is not None:
+            return
+        error = None if task.cancelled() else task.exception()
+        cause = f"{type(error).__name__}: {error}" if error is not None else "it was cancelled"
+        self.failure = f"the model scheduler stopped ({cause})"
+        log.critical("%s; no model can be loaded or unloaded any more", self.failure, exc_info=error)
+        for slot in self.slots.values():
+            slot.refuse("load_failed", len(slot.waiting))
+            slot.reject_waiting(self._failed())
+        if self._on_fatal is not None:
+            self._on_fatal(self.failure)
+
+    def _failed(self) -> ModelUnavailable:
+        return ModelUnavailable(
+            f"The host cannot serve models: {self.failure}; it is restarting.", retry_after=30
+        )
 
     def _check_standby(self) -> None:
         """Once a route asks for standby: ask the platform whether it has a sleep mode, and
@@ -182,6 +212,9 @@ class ModelManager:
         slot = self.slots.get(route_name)
         if slot is None or slot.retired:
             raise ModelNotFound(f"No route named '{route_name}'.")
+        if self.failure is not None:
+            slot.refuse("load_failed")
+            raise self._failed()
         if self._scheduler.closing:
             slot.refuse("shutting_down")
             raise ShuttingDown("The host is shutting down.", retry_after=30)
@@ -313,15 +346,34 @@ class ModelManager:
         # The pass answers the waiting requests, abandons a load, drains and unloads.
         self._scheduler.closing = True
         self._scheduler.wake()
-        bound = self.host.drain_timeout_seconds + self.host.start_timeout_seconds + 60
-        await self._clock.wait(self._scheduler.stopped, self._clock() + bound)
-        if not self._scheduler.stopped.is_set():
-            log.error("shutdown: models still not stopped after %.0f s, giving up", bound)
+        if self.failure is None:
+            bound = self.host.drain_timeout_seconds + self.host.start_timeout_seconds + 60
+            await self._clock.wait(self._scheduler.stopped, self._clock() + bound)
+            if not self._scheduler.stopped.is_set():
+                log.error("shutdown: models still not stopped after %.0f s, giving up", bound)
+        if self.failure is not None:
+            await self._stop_engines()
         op = self._scheduler.op
         for task in (self._loop_task, op.task if op is not None else None, *self._background):
             if task is not None and not task.done():
                 task.cancel()
         heap.thaw()  # nothing is loaded any more
+
+    async def _stop_engines(self) -> None:
+        """The scheduler is gone: stop every engine it knew of directly, one after another
+        (best effort; the watchdog kills what is left when the process exits)."""
+        engines = [(s.route, s.backend) for s in self.slots.values() if s.backend is not None]
+        engines += [(o.route, o.backend) for o in self._scheduler.orphans if o.backend is not None]
+        op = self._scheduler.op
+        if op is not None:  # a load gives up and returns the engine it began
+            op.stop("the host is shutting down")
+            await asyncio.wait({op.task}, timeout=ABANDON_TIMEOUT_SECONDS)
+            if op.task.done() and not op.task.cancelled() and op.task.exception() is None:
+                backend = getattr(op.task.result(), "backend", None)
+                if backend is not None:
+                    engines.append((backend.route, backend))
+        for route, backend in engines:
+            await operations.stop(backend, route)
 
     async def wait_state(self, route_name: str, *states: ModelState) -> ModelState:
         """Wait until `route_name` is in one of `states` (checked after every pass, where

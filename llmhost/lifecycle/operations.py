@@ -14,15 +14,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llmhost.backends.base import Backend, BackendFactory, LoadFailed, Probe, Sleeper
+from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory, LoadFailed, Probe, Sleeper
 from llmhost.backends.engine_failure import describe
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu import GpuMemory, GpuMonitor, settle
 
 log = logging.getLogger("llmhost.lifecycle")
 
-# How long an abandoned load's start may take to return once its backend was stopped.
-ABANDONED_START_SECONDS = 30.0
 # A wake (with its probe) slower than this failed: vLLM's wakes take 0.3-3 s for models up
 # to 7B, a level-2 wake rereads the weights; one this slow is stuck, or no faster than a
 # cold start. The scheduler enforces it on its clock by resolving the operation's abort.
@@ -170,7 +168,7 @@ async def reclaim(
         return Reclaimed(None)
     await stop(abandoned.backend, abandoned.route)
     if start is not None:
-        await asyncio.wait({start}, timeout=ABANDONED_START_SECONDS)
+        await asyncio.wait({start}, timeout=ABANDON_TIMEOUT_SECONDS)
         if start.done() and not start.cancelled():
             start.exception()  # retrieved: the failure is already reported
     return await memory_back(

@@ -23,6 +23,7 @@ from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, ShuttingDown
 from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle.clock import Clock
+from llmhost.lifecycle.operations import Abandoned
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
 from llmhost.lifecycle.slot import Lease, Slot
 from llmhost.lifecycle.state import ModelState, has_engine
@@ -84,6 +85,11 @@ class Scheduler:
         self._pass_waiters: list[asyncio.Future[None]] = []
 
     @property
+    def orphans(self) -> list[Abandoned]:
+        """Engines no model owns, waiting to be shut down."""
+        return self._transitions.orphans
+
+    @property
     def op(self) -> Operation | None:
         """The GPU operation in progress, if any."""
         return self._transitions.op
@@ -96,6 +102,7 @@ class Scheduler:
             self._wake.clear()
             deadline = self._schedule()
             self._passed()
+            await asyncio.sleep(0)  # a pass that woke itself still lets the others run first
             await self._clock.wait(self._wake, deadline)
 
     async def next_pass(self) -> None:
@@ -142,17 +149,22 @@ class Scheduler:
         op = self._transitions.op
         if op is not None and op.task.done():
             self._finish(op)
-        self._check_operation(now, deadlines)
+        op = self._transitions.op
+        try:
+            self._check_operation(now, deadlines)
+        except Exception as exc:
+            if op is None or op.slot is None:
+                raise
+            self._contain(op.slot, exc)
         for slot in list(self.slots.values()):
-            if self._apply_reload(slot, now):
-                continue
-            if self.closing:
-                self._close_slot(slot, now)
-            self._grant_waiting(slot)
-            self._check_failed(slot, now, deadlines)
-            self._check_idle(slot, now, deadlines)
+            try:
+                self._handle(slot, now, deadlines)
+            except Exception as exc:
+                self._contain(slot, exc)
         if self._transitions.op is None:
             self._next_operation(now, deadlines)
+        if self._transitions.op is None and self._transitions.orphans:
+            self._next_operation(now, deadlines)  # an error contained just now left an engine
         op = self._transitions.op
         if op is not None and op.deadline is not None and not op.abort.done():
             deadlines.append(op.deadline)  # an operation started in this pass has its bound too
@@ -160,12 +172,36 @@ class Scheduler:
             self.stopped.set()
         return min(deadlines, default=None)
 
+    def _handle(self, slot: Slot, now: float, deadlines: list[float]) -> None:
+        """Everything the pass does for one model, except starting a GPU operation."""
+        if self._apply_reload(slot, now):
+            return
+        if self.closing:
+            self._close_slot(slot, now)
+        self._grant_waiting(slot)
+        self._check_failed(slot, now, deadlines)
+        self._check_idle(slot, now, deadlines)
+
+    def _contain(self, slot: Slot, exc: Exception) -> None:
+        """An error in one model's handling: that model fails safely, the pass goes on for
+        the others (an error that escapes the pass ends the scheduler: see the manager)."""
+        log.error(
+            "internal error while handling %s: it is marked failed and its engine shut down",
+            slot.route.primary_id,
+            exc_info=exc,
+        )
+        # No wake-up of its own: an error that recurs in every pass must not make passes
+        # run back to back. The engine it leaves is shut down at the end of this pass.
+        self._transitions.contain(slot, f"internal error in the host: {type(exc).__name__}: {exc}")
+
     def _finish(self, op: Operation) -> None:
         try:
             self._transitions.finish()
         except Exception as exc:
-            name = op.slot.route.name if op.slot is not None else "an orphaned engine"
-            log.error("model operation for %s crashed", name, exc_info=exc)
+            if op.slot is None:  # an orphan's shutdown: nothing to fail, its engine is stopped or lost
+                log.error("shutting down an orphaned engine failed", exc_info=exc)
+            else:
+                self._contain(op.slot, exc)
 
     def _check_operation(self, now: float, deadlines: list[float]) -> None:
         """The operation in progress past its bound (a load's start timeout, a sleep's or a
@@ -274,9 +310,19 @@ class Scheduler:
         if self._transitions.orphans:
             self._transitions.reclaim_orphan()
             return
+        handling: list[Slot] = []  # the model being decided on, to contain an error in it
+        try:
+            self._choose_operation(now, deadlines, handling)
+        except Exception as exc:
+            if not handling:
+                raise
+            self._contain(handling[-1], exc)
+
+    def _choose_operation(self, now: float, deadlines: list[float], handling: list[Slot]) -> None:
         # 1. Finish evictions already decided: unload (or put to sleep) once drained or
         #    the drain bound passed.
         for slot in self.slots.values():
+            handling.append(slot)
             if slot.evicting and slot.state is ModelState.ASLEEP:
                 self._transitions.unload(slot)
                 return
@@ -296,6 +342,7 @@ class Scheduler:
         wanted = min(candidates, key=lambda s: s.oldest_wait() or 0.0, default=None)
         if wanted is None or wanted.estimate_pending:
             return  # an estimate in progress wakes the scheduler when it is done
+        handling.append(wanted)
         if wanted.route.standby == "sleep" and not self.standby.known:
             # Its engine's size depends on whether engines will sleep beside it: wait for
             # vLLM's answer (the manager wakes the scheduler with it).
@@ -334,6 +381,7 @@ class Scheduler:
         oldest = wanted.oldest_wait() or now
         for name in plan.evict:
             victim = self.slots[name]
+            handling.append(victim)
             if victim.evicting or victim.state not in (ModelState.READY, ModelState.ASLEEP):
                 continue
             hold_until = max(victim.ready_at, oldest) + self.host.max_hold_seconds

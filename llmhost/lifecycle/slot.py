@@ -105,6 +105,12 @@ class Slot:
     def to(self, new: ModelState) -> None:
         self.state = check_transition(self.state, new)
 
+    def force(self, new: ModelState) -> None:
+        """The one state change outside the table: an error in this model's handling was
+        contained, and the model is put where it is safe whatever it was doing
+        (llmhost.lifecycle.transitions.Transitions.contain)."""
+        self.state = new
+
     @property
     def busy(self) -> bool:
         return bool(self.active or self.waiting)

@@ -449,6 +449,35 @@ class Transitions:
                 slot.standby_failures,
             )
 
+    def contain(self, slot: Slot, reason: str) -> None:
+        """An error in the handling of `slot` (a bug, or a dependency that raised): put the
+        model in a safe state, whatever it was doing. It is failed with the reason; its
+        requests get 503 (in flight: their leases are revoked); an engine it holds is shut
+        down as the next GPU operation; an operation of its own still running is aborted,
+        and its outcome is reclaimed when it comes (the epoch moved on)."""
+        slot.epoch += 1
+        op = self.op
+        stops_itself = False
+        if op is not None and op.slot is slot:
+            op.stop(reason)
+            stops_itself = op.kind in ("unload", "reclaim")  # that operation stops the engine
+        if slot.backend is not None and not stops_itself:
+            self.orphans.append(Abandoned(reason, slot.route, slot.backend))
+        slot.backend = None
+        for lease in slot.active:
+            lease.revoked = f"{slot.route.primary_id} failed: {reason}"
+        slot.active = set()
+        slot.force(ModelState.FAILED)
+        slot.evicting = slot.drain_deadline = slot.abandoned = None
+        slot.abandon_failed = slot.to_standby = slot.swap_pending = False
+        slot.probe = slot.budget_bytes = None
+        slot.asleep_ram_bytes = slot.asleep_gpu_bytes = None
+        slot.failed_at = self._clock()
+        slot.last_error = reason
+        slot.failed_loads += 1
+        slot.refuse("load_failed", len(slot.waiting))
+        slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
+
     def fail(self, slot: Slot, reason: str) -> None:
         slot.to(ModelState.FAILED)
         slot.budget_bytes = None

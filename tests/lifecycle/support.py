@@ -51,6 +51,7 @@ def start_manager(
     clock: ManualClock | None = None,
     every_route: dict[str, object] | None = None,
     standby_check: Callable[[], str | None] | None = None,
+    preflight: Callable[[RouteConfig], str | None] | None = None,
     cat: Catalog | None = None,
     **host: Any,
 ) -> tuple[ModelManager, ManualClock]:
@@ -63,6 +64,7 @@ def start_manager(
         gpu,
         clock=clock,
         standby_check=standby_check,
+        preflight=preflight,
     )
     manager.start()
     return manager, clock
