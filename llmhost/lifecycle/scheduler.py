@@ -135,6 +135,7 @@ class Scheduler:
             and slot.next_route is None
             and not slot.retired
             and len(slot.active) < self.host.max_in_flight
+            and slot.backend.failure() is None  # a dead engine gets no new lease
         ):
             return None
         lease = Lease(slot, slot.backend)
@@ -178,6 +179,7 @@ class Scheduler:
             return
         if self.closing:
             self._close_slot(slot, now)
+        self._check_dead(slot, now)  # before anything is granted to it
         self._grant_waiting(slot)
         self._check_failed(slot, now, deadlines)
         self._check_idle(slot, now, deadlines)
@@ -243,9 +245,21 @@ class Scheduler:
                 break
             slot.waiting.popleft()
             ticket.granted.set_result(lease)
+
+    def _check_dead(self, slot: Slot, now: float) -> None:
+        """A ready model whose engine died is evicted at once: no drain (the requests still
+        holding it cannot finish; their leases are revoked with the failure), no sleep,
+        and its waiting requests wait for the cold load that follows."""
+        if slot.state is not ModelState.READY or slot.backend is None:
+            return
         failure = slot.backend.failure()
-        if failure is not None and not slot.active and not slot.evicting:
-            self._mark_evicting(slot, f"its engine stopped working ({failure})", self._clock())
+        if failure is None or (
+            slot.evicting and slot.drain_deadline is not None and slot.drain_deadline <= now
+        ):
+            return
+        log.error("%s: %s; unloading it now, the next request loads it again", slot.route.primary_id, failure)
+        self._mark_evicting(slot, f"its engine stopped working ({failure})", now)
+        slot.drain_deadline = now
 
     def _apply_reload(self, slot: Slot, now: float) -> bool:
         """Move a reloaded route toward its new settings; True if the slot is gone."""

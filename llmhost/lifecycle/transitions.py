@@ -310,23 +310,27 @@ class Transitions:
         asleep = slot.state is ModelState.ASLEEP
         expected = slot.asleep_gpu_bytes if asleep else slot.measured_bytes
         slot.to(ModelState.UNLOADING)
+        failure = backend.failure() if backend is not None else None
         if slot.active:
             drain = self._host().drain_timeout_seconds
-            log.warning(
-                "unloading %s with %d request(s) still running after the %g s drain bound",
-                route.primary_id,
-                len(slot.active),
-                drain,
-            )
-            for lease in slot.active:
-                lease.revoked = (
+            if failure is not None:
+                why = f"{route.primary_id} stopped working before this request finished: {failure}"
+            else:
+                why = (
                     f"{route.primary_id} was unloaded ({reason}) before this request "
                     f"finished (drain bound {drain:g} s)"
                 )
+                log.warning(
+                    "unloading %s with %d request(s) still running after the %g s drain bound",
+                    route.primary_id,
+                    len(slot.active),
+                    drain,
+                )
+            for lease in slot.active:
+                lease.revoked = why
             slot.active = set()
         started = self._clock()
         before = self._gpu.memory()
-        failure = backend.failure() if backend is not None else None
 
         def stopped(_: operations.Stopped) -> None:
             slot.backend = None
