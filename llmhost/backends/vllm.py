@@ -232,10 +232,13 @@ class VllmBackend:
         so kill the engine's processes (its start then fails at once), wait for the
         creating thread to return, and shut down whatever it produced."""
         creating = self._creating
-        if creating is None or creating.done():
+        if creating is None:
             return
+        # From now on the start keeps nothing it produces (start() raises instead); an
+        # engine it produces is shut down here, or when it comes, never left running.
         self._abandoned = True
-        log.info("%s: abandoning the load in progress", self.route.primary_id)
+        if not creating.done():
+            log.info("%s: abandoning the load in progress", self.route.primary_id)
         deadline = asyncio.get_running_loop().time() + ABANDON_TIMEOUT_SECONDS
         while not creating.done() and asyncio.get_running_loop().time() < deadline:
             if self._procs is not None:
@@ -243,16 +246,28 @@ class VllmBackend:
             await asyncio.wait({creating}, timeout=0.2)
         if not creating.done():
             log.error(
-                "%s: the engine start did not return %g s after its processes were killed",
+                "%s: the engine start did not return %g s after its processes were killed; "
+                "an engine it still returns will be shut down",
                 self.route.primary_id,
                 ABANDON_TIMEOUT_SECONDS,
             )
+            creating.add_done_callback(self._shut_down_late)
             return
-        if creating.cancelled() or creating.exception() is not None:
-            return
-        engine = creating.result()  # it finished starting just before the kill
-        if self.engine is None:
+        engine = _created(creating)
+        # Done, and either start() already took it (self.engine: stop() shuts it down)
+        # or it never will (it sees _abandoned): then it is ours to shut down.
+        if engine is not None and self.engine is not engine:
             await self._shutdown(engine)
+
+    def _shut_down_late(self, creating: asyncio.Future[Any]) -> None:
+        """An engine that finished starting after the stop gave up waiting for it."""
+        engine = _created(creating)
+        if engine is None:
+            return
+        log.warning("%s: an abandoned engine finished starting late; shutting it down", self.route.primary_id)
+        task = asyncio.ensure_future(self._shutdown(engine))
+        _LATE_SHUTDOWNS.add(task)
+        task.add_done_callback(_LATE_SHUTDOWNS.discard)
 
     async def _shutdown(self, engine: Any) -> None:
         # Cancel the output handler here, on its own loop, before the engine core goes
@@ -324,6 +339,17 @@ class VllmBackend:
         if self.engine is None:
             return 0
         return int(self.engine.get_num_unfinished_requests())
+
+
+# Shutdowns of engines that finished starting after their stop: kept referenced until done.
+_LATE_SHUTDOWNS: set[asyncio.Future[None]] = set()
+
+
+def _created(creating: asyncio.Future[Any]) -> Any:
+    """The engine a finished creation produced, None when it failed or was cancelled."""
+    if creating.cancelled() or creating.exception() is not None:
+        return None
+    return creating.result()
 
 
 def _weights_bytes(route: RouteConfig) -> int | None:

@@ -129,11 +129,18 @@ async def load(
     if error is not None:
         await stop(backend, route)
         return Failed(describe_failure(error))
-    after = monitor.memory()
-    measured = (
-        max(0, before.free_bytes - after.free_bytes) if before is not None and after is not None else None
-    )
-    probe, problem = await _standby_ready(backend, route)
+    try:
+        after = monitor.memory()
+        measured = (
+            max(0, before.free_bytes - after.free_bytes) if before is not None and after is not None else None
+        )
+        # The probe after the load (standby) takes seconds: the abort is honoured there too.
+        probe, problem = await until_aborted(_standby_ready(backend, route), abort)
+    except Aborted as stop_:
+        return Abandoned(stop_.reason, route, backend, start)
+    except Exception as exc:  # the engine started: never leave it without an owner
+        await stop(backend, route)
+        return Failed(f"after the engine started: {describe_failure(exc)}")
     return Loaded(backend, clock() - started, measured, probe, problem)
 
 

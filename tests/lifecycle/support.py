@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.gpu import GpuMonitor, NullMonitor
 from llmhost.lifecycle.manager import ModelManager
@@ -77,9 +78,9 @@ async def use(manager: ModelManager, route: str) -> None:
 
 
 class GatedRecorder(Recorder):
-    """A Recorder whose loads and wakes wait at a gate (`gate("load a")`, `gate("wake a")`)
-    until the test opens it: work in progress for as long as the test needs, without a
-    timing window."""
+    """A Recorder whose loads, probes, sleeps and wakes wait at a gate (`gate("load a")`,
+    `gate("probe a")`, `gate("sleep a")`, `gate("wake a")`) until the test opens it: work
+    in progress for as long as the test needs, without a timing window."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -121,3 +122,11 @@ class _GatedBackend(FakeBackend):
     async def wake(self, level: int) -> None:
         await self._pass_gate(f"wake {self.route.name}")
         await super().wake(level)
+
+    async def sleep(self, level: int) -> int | None:
+        await self._pass_gate(f"sleep {self.route.name}")
+        return await super().sleep(level)
+
+    async def probe(self) -> Probe:
+        await self._pass_gate(f"probe {self.route.name}")
+        return await super().probe()
