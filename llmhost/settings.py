@@ -120,11 +120,16 @@ class Settings(BaseSettings):
             "start_timeout_seconds": "start_timeout_seconds",
             "prewarm": "prewarm_routes",
         }
-        effective = self.apply_to(raw).host
+        applied = self.apply_to(raw)
+        effective = applied.host
         for key in type(effective).model_fields:
             text = _show(getattr(effective, key))
             if key == "standby_ram_gib" and effective.standby_ram_gib is None:
                 text = f"auto: {effective.standby_ram_bytes / GIB:.1f} GiB (40% of RAM)"
+            if key == "max_wait_seconds" and effective.max_wait_seconds is None:
+                from llmhost.lifecycle.bounds import request_wait_bound
+
+                text = f"auto: {request_wait_bound(applied):g} s (the worst swap these settings allow)"
             if key == "engine_margin_gib" and effective.engine_margin_gib is None:
                 text = "auto: measured, else 1 GiB"  # llmhost.margin; the line below the table
             field = overrides.get(key)

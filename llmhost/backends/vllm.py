@@ -34,6 +34,9 @@ log = logging.getLogger("llmhost.vllm")
 SHUTDOWN_TIMEOUT_SECONDS = 30.0
 # After vLLM's shutdown returns, how long its processes get to be gone before we kill them.
 PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
+# The longest a stop takes: the shutdown, the wait for the processes, 5 s after killing
+# them (EngineProcesses.wait_gone). Part of a request's default wait (llmhost.lifecycle.bounds).
+STOP_BOUND_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + PROCESS_EXIT_TIMEOUT_SECONDS + 5.0
 
 
 # The probe every wake must reproduce (llmhost.lifecycle.operations.wake): greedy, short.

@@ -20,7 +20,15 @@ STANDBY_RAM_SHARE = 0.4
 
 class HostConfig(Frozen):
     idle_seconds: float = Field(600, gt=0, description="unload a model this long after its last request")
-    start_timeout_seconds: float = Field(300, gt=0, description="longest a request waits for its model")
+    start_timeout_seconds: float = Field(
+        300, gt=0, description="longest a load may take; then it is abandoned and its requests get 503"
+    )
+    max_wait_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="longest a request waits for its model, never cut while the model is loading "
+        "or waking; default: the worst swap the settings allow (llmhost.lifecycle.bounds)",
+    )
     policy: Literal["exclusive", "fit"] = "exclusive"
     prewarm: tuple[str, ...] = ()
     drain_timeout_seconds: float = Field(

@@ -41,6 +41,7 @@ from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
 from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle import operations
+from llmhost.lifecycle.bounds import request_wait_bound
 from llmhost.lifecycle.clock import Clock, MonotonicClock
 from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
@@ -103,6 +104,7 @@ class ModelManager:
         return self._scheduler.host
 
     def start(self) -> None:
+        self._scheduler.max_wait = request_wait_bound(self.catalog)
         self._loop_task = asyncio.create_task(self._scheduler.run(), name="llmhost-scheduler")
         self._loop_task.add_done_callback(self._scheduler_stopped)
         self._estimate_needs()
@@ -232,17 +234,10 @@ class ModelManager:
         ticket = Ticket(self._clock(), asyncio.get_running_loop().create_future())
         slot.waiting.append(ticket)
         self._scheduler.wake()
-        timeout = self.host.start_timeout_seconds
+        # The scheduler answers every ticket: a lease, or a 503 at the request's own bound
+        # (max_wait_seconds), the load's (start_timeout_seconds), a failure or a stop.
         try:
-            return await asyncio.wait_for(asyncio.shield(ticket.granted), timeout)
-        except asyncio.TimeoutError:
-            self._withdraw(slot, ticket)
-            slot.refuse("start_timeout")
-            raise ModelUnavailable(
-                f"{slot.route.primary_id} did not become ready within {timeout:g} s "
-                f"(it is {slot.state.value}). Retry later; START_TIMEOUT_SECONDS sets the limit.",
-                retry_after=30,
-            ) from None
+            return await asyncio.shield(ticket.granted)
         except BaseException:
             self._withdraw(slot, ticket)
             raise
@@ -275,6 +270,7 @@ class ModelManager:
                 changes["removed"].append(name)
         self.catalog = catalog
         self._scheduler.host = catalog.host
+        self._scheduler.max_wait = request_wait_bound(catalog)
         self._estimate_needs()
         self._check_standby()
         log.info(

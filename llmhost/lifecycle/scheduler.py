@@ -70,6 +70,9 @@ class Scheduler:
         self._route_changed = route_changed  # a reloaded route took its new settings
         self._wake = asyncio.Event()
         self.standby = StandbyPlatform()  # set by the manager once vLLM has answered
+        # How long a request may wait for its model (llmhost.lifecycle.bounds); the manager
+        # sets it from the catalog at start-up and at each reload.
+        self.max_wait = float("inf")
         self._transitions = Transitions(
             lambda: self.host,
             factory,
@@ -181,6 +184,7 @@ class Scheduler:
             self._close_slot(slot, now)
         self._check_dead(slot, now)  # before anything is granted to it
         self._grant_waiting(slot)
+        self._check_waits(slot, now, deadlines)
         self._check_failed(slot, now, deadlines)
         self._check_idle(slot, now, deadlines)
 
@@ -245,6 +249,29 @@ class Scheduler:
                 break
             slot.waiting.popleft()
             ticket.granted.set_result(lease)
+
+    def _check_waits(self, slot: Slot, now: float, deadlines: list[float]) -> None:
+        """Requests waiting past max_wait get 503, unless their model is loading or waking:
+        that has its own bound, and cutting its requests would load it for nobody."""
+        if not slot.waiting:
+            return
+        if slot.state in (ModelState.LOADING, ModelState.WAKING):
+            return  # the load's outcome (or its bound) runs a pass, which looks again
+        bound = self.max_wait
+        while slot.waiting and slot.waiting[0].arrived + bound <= now:
+            ticket = slot.waiting.popleft()
+            if ticket.granted.done():
+                continue  # its waiter gave up
+            slot.refuse("wait_timeout")
+            ticket.granted.set_exception(
+                ModelUnavailable(
+                    f"{slot.route.primary_id} did not become ready within {bound:g} s "
+                    f"(it is {slot.state.value}). Retry later; [host] max_wait_seconds sets the limit.",
+                    retry_after=30,
+                )
+            )
+        if slot.waiting:
+            deadlines.append(slot.waiting[0].arrived + bound)
 
     def _check_dead(self, slot: Slot, now: float) -> None:
         """A ready model whose engine died is evicted at once: no drain (the requests still

@@ -15,7 +15,14 @@ from llmhost.config import RouteConfig
 from llmhost.lifecycle.state import ModelState, check_transition
 
 # Why requests got a 503 from the manager (llmhost_requests_refused_total's reasons).
-REFUSAL_REASONS = ("overloaded", "shutting_down", "load_failed", "start_timeout", "does_not_fit")
+REFUSAL_REASONS = (
+    "overloaded",
+    "shutting_down",
+    "load_failed",
+    "start_timeout",
+    "wait_timeout",
+    "does_not_fit",
+)
 # Cold-start histogram buckets in seconds: a tiny model on CPU to a large one from a slow disk.
 COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 # Wake histogram buckets in seconds: vLLM's published wakes are 0.3-3 s; 60 s is the bound.

@@ -8,12 +8,15 @@ machine was fast enough.
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 
 class ManualClock:
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
-        self._waiting: set[asyncio.Event] = set()
+        # Every event anyone has waited on: a waiter between two waits (the scheduler
+        # between passes) must see the time move too.
+        self._events: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
 
     def __call__(self) -> float:
         return self.now
@@ -21,14 +24,11 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move time on and wake whoever waits on this clock (the scheduler runs a pass)."""
         self.now += seconds
-        for event in list(self._waiting):
+        for event in list(self._events):
             event.set()
 
     async def wait(self, event: asyncio.Event, deadline: float | None) -> None:
+        self._events.add(event)
         if deadline is not None and self.now >= deadline:
             return
-        self._waiting.add(event)
-        try:
-            await event.wait()
-        finally:
-            self._waiting.discard(event)
+        await event.wait()
