@@ -42,7 +42,7 @@ async def test_reload_adds_removes_and_changes_without_dropping_requests() -> No
         await manager.acquire("b")
     await asyncio.wait_for(manager.wait_until(lambda: "b" not in manager.slots), 30)
     assert "b" not in rec.live  # removed: unloaded, gone
-    # a keeps serving its in-flight request on the old engine, however long it takes
+    # a keeps serving its in-flight request on the old engine (within drain_timeout_seconds)
     assert manager.route_state("a") is ModelState.READY and not lease_a.revoked
     manager.release(lease_a)
     async with manager.lease("a"):  # next use: the new settings

@@ -295,10 +295,12 @@ class Scheduler:
         why = "removed from the configuration" if slot.retired else "configuration changed"
         if slot.retired and slot.waiting:
             slot.reject_waiting(ModelNotFound(f"The route '{slot.route.name}' was removed."))
-        if slot.retired and slot.state is ModelState.LOADING:
-            self._transitions.abandon(slot, f"the route was {why}", failed=False)
-        elif slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
-            self._mark_evicting(slot, why, now, bounded=False)
+        if slot.state is ModelState.LOADING:
+            # A load of the old settings serves nobody: a changed route's waiting requests
+            # stay queued for the load with the new ones.
+            self._transitions.abandon(slot, f"the route was {why}" if slot.retired else why, failed=False)
+        elif slot.state in (ModelState.READY, ModelState.ASLEEP):
+            self._take_down(slot, why, now)
         elif slot.state in (ModelState.STOPPED, ModelState.FAILED) and not self._busy_with(slot):
             if slot.retired:
                 del self.slots[slot.route.name]
@@ -338,8 +340,16 @@ class Scheduler:
             slot.reject_waiting(ShuttingDown("The host is shutting down.", retry_after=30))
         if slot.state is ModelState.LOADING:
             self._transitions.abandon(slot, "the host is shutting down", failed=False)
-        elif slot.state in (ModelState.READY, ModelState.ASLEEP) and not slot.evicting:
-            self._mark_evicting(slot, "host shutting down", now)
+        elif slot.state in (ModelState.READY, ModelState.ASLEEP):
+            self._take_down(slot, "host shutting down", now)
+
+    def _take_down(self, slot: Slot, reason: str, now: float) -> None:
+        """Shut a ready or asleep model down for good (a stop, a reload, an unload request):
+        its in-flight requests drain within drain_timeout_seconds, and it never goes to
+        sleep, even when an eviction that would have put it to sleep is already draining."""
+        if not slot.evicting:
+            self._mark_evicting(slot, reason, now)
+        slot.to_standby = False  # only making room for another model sleeps
 
     def _busy_with(self, slot: Slot) -> bool:
         """Whether the GPU operation in progress is this model's."""
@@ -491,11 +501,9 @@ class Scheduler:
             and backend.failure() is None
         )
 
-    def _mark_evicting(
-        self, slot: Slot, reason: str, now: float, *, bounded: bool = True, standby: bool = False
-    ) -> None:
+    def _mark_evicting(self, slot: Slot, reason: str, now: float, *, standby: bool = False) -> None:
         slot.evicting = reason
-        slot.drain_deadline = now + self.host.drain_timeout_seconds if bounded else None
+        slot.drain_deadline = now + self.host.drain_timeout_seconds
         slot.to_standby = standby  # only making room sleeps; idle, reloads and stops shut down
         if slot.active:
             log.info(
