@@ -26,6 +26,7 @@ from llmhost.backends.engine_procs import EngineProcesses
 from llmhost.backends.engine_start import EngineStart
 from llmhost.backends.start_phases import Attempts, phase_log_for
 from llmhost.config import HostConfig, RouteConfig
+from llmhost.estimate.figures import CUDA_GRAPH_BYTES
 
 log = logging.getLogger("llmhost.vllm")
 
@@ -103,6 +104,7 @@ class VllmBackend:
         self._abandoned = False
         self._standby_problem: str | None = "standby is off for this route"
         self._weights_bytes: int | None = None  # from the checkpoint's files, for standby
+        self._graphs_bytes = 0  # the CUDA graphs' backup in RAM while asleep, for standby
         self.engine_start: EngineStart | None = None  # what the engine's start said about it
 
     async def start(self) -> None:
@@ -138,7 +140,12 @@ class VllmBackend:
             self._standby_problem = sleep_mode_problem()
             if self._standby_problem is None:
                 engine["enable_sleep_mode"] = True
+                # Asleep, vLLM keeps the CUDA-graph pool on the GPU unless told to back it
+                # up to RAM (llmhost.lifecycle.asleep): that pool is what a wake beside
+                # other engines would lack. [engine] may say otherwise.
+                engine.setdefault("sleep_mode_offload_cudagraph", True)
                 self._weights_bytes = _weights_bytes(self.route)
+                self._graphs_bytes = asleep_ram_graph_bytes(engine)
         if not {"logging_config", "log_config_file"} & engine.keys():
             self._failure_log = new_log_file(self.route.name)
             phase_log_for(self._failure_log).unlink(missing_ok=True)  # this start's phases only
@@ -289,7 +296,8 @@ class VllmBackend:
         return self._standby_problem
 
     def standby_ram_bytes(self, level: int) -> int | None:
-        return 0 if level == 2 else self._weights_bytes
+        weights = 0 if level == 2 else self._weights_bytes
+        return None if weights is None else weights + self._graphs_bytes
 
     async def sleep(self, level: int) -> int | None:
         before = self._rss()
@@ -342,6 +350,13 @@ class VllmBackend:
         if self.engine is None:
             return 0
         return int(self.engine.get_num_unfinished_requests())
+
+
+def asleep_ram_graph_bytes(engine: dict[str, Any]) -> int:
+    """The host RAM an asleep engine's CUDA graphs take when they are backed up there."""
+    if engine.get("enforce_eager") or not engine.get("sleep_mode_offload_cudagraph"):
+        return 0
+    return CUDA_GRAPH_BYTES
 
 
 # Shutdowns of engines that finished starting after their stop: kept referenced until done.

@@ -22,6 +22,7 @@ from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, ShuttingDown
 from llmhost.gpu import GpuMonitor
+from llmhost.lifecycle.asleep import asleep_graph_bytes
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import Abandoned
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
@@ -470,7 +471,8 @@ class Scheduler:
 
     def _standby_reserve(self, loading: Slot) -> int:
         """GPU memory to leave free beside a standby route's engine: an asleep engine keeps
-        its CUDA context (about the engine margin), so for each other standby route not
+        its CUDA context (about the engine margin), and its CUDA graphs when they are not
+        offloaded (llmhost.lifecycle.asleep), so for each other standby route not
         asleep now (those asleep already show in the free reading) that much stays free,
         or this engine, sized to fill the card, could not wake later beside them. A route
         without standby never wakes, so it may take everything."""
@@ -486,7 +488,8 @@ class Scheduler:
             and s.standby_disabled is None
             and s.state is not ModelState.ASLEEP
         ]
-        return len(later) * self._transitions.margins.in_use(self.host, self._gpu.name).bytes
+        margin = self._transitions.margins.in_use(self.host, self._gpu.name).bytes
+        return sum(margin + asleep_graph_bytes(s.route) for s in later)  # graphs: lifecycle.asleep
 
     def _may_sleep(self, slot: Slot) -> bool:
         backend = slot.backend

@@ -12,6 +12,7 @@ from typing import Any
 from llmhost.backends.base import Backend, Probe
 from llmhost.backends.engine_start import EngineStart, start_stats
 from llmhost.config import RouteConfig
+from llmhost.lifecycle.asleep import cudagraphs_asleep
 from llmhost.lifecycle.state import ModelState, check_transition
 
 # Why requests got a 503 from the manager (llmhost_requests_refused_total's reasons).
@@ -183,6 +184,9 @@ class Slot:
             "standby": standby,
             "standby_reason": standby_reason,
             "sleep_level": self.route.sleep_level if standby != "off" else None,
+            # Where its CUDA graphs go while it sleeps (llmhost.lifecycle.asleep): offloaded to
+            # RAM, or on_gpu with room kept for them beside the other engines.
+            "standby_cudagraphs": cudagraphs_asleep(self.route),
             "standby_ram_bytes": self.asleep_ram_bytes if self.state is ModelState.ASLEEP else None,
             "sleeps": self.sleeps,
             "wakes": self.wakes,

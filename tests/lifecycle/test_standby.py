@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from llmhost.estimate.figures import CUDA_GRAPH_BYTES
 from llmhost.gpu import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
@@ -280,4 +281,24 @@ async def test_a_standby_engine_leaves_room_to_wake_beside_the_others(
     assert _stats(manager)["b"]["memory_budget_bytes"] == pytest.approx(
         free_then - 0.75 * GIB, abs=GIB / 1000
     )
+    await manager.close()
+
+
+@pytest.mark.parametrize(("graphs", "keeps"), [(True, "offloaded"), (False, "on_gpu")])
+async def test_an_engine_keeping_its_cuda_graphs_asleep_gets_room_for_them(graphs: bool, keeps: str) -> None:
+    # vLLM keeps an asleep engine's CUDA-graph pool on the GPU unless sleep_mode_offload_cudagraph
+    # is on (the host turns it on for standby routes): with it off in b's [engine], a leaves
+    # room for b's graphs too, and /stats says where b's graphs go while it sleeps.
+    rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB))
+    b_engine = {"standby": "sleep", "sleep_level": 1, "engine": {"sleep_mode_offload_cudagraph": graphs}}
+    cat = catalog("exclusive", ("a", "b"), every_route={"standby": "sleep"}, engine_margin_gib=0.75)
+    cat = cat.model_copy(update={"routes": {**cat.routes, "b": cat.routes["b"].model_copy(update=b_engine)}})
+    manager, _ = start_manager(rec, cat=cat, standby_check=lambda: None)
+    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await _use(manager, "a")
+    graph_room = 0 if graphs else CUDA_GRAPH_BYTES
+    expected = 16 * GIB - 0.75 * GIB - (0.75 * GIB + graph_room)
+    assert _stats(manager)["a"]["memory_budget_bytes"] == pytest.approx(expected, abs=GIB / 1000)
+    assert _stats(manager)["b"]["standby_cudagraphs"] == keeps
+    assert _stats(manager)["a"]["standby_cudagraphs"] == "offloaded"  # the host's default
     await manager.close()
