@@ -60,6 +60,7 @@ def check_catalog(catalog: Catalog, only: list[str] | None = None) -> Catalog:
     data["host"].update(policy="exclusive", idle_seconds=IDLE_SECONDS, prewarm=())
     for route in data["routes"].values():
         route["idle_seconds"] = None
+        route["resident"] = False  # measured alone, and unloaded after it like the others
     return Catalog.model_validate(data)
 
 

@@ -95,8 +95,12 @@ MIN_WIDTHS = (
 )
 
 
+# Shown only when a route is resident (`resident = true`): after STATE, "yes" or blank.
+RESIDENT_COLUMN = 3
+
+
 def render(stats: dict[str, Any]) -> str:
-    rows = [HEADER]
+    rows: list[tuple[str, ...]] = [HEADER]
     for m in stats["models"]:
         memory = f"{m['memory_bytes'] / GIB:.1f} GiB" if m.get("memory_bytes") is not None else "-"
         cold = m["cold_start_seconds"]["last"]
@@ -114,8 +118,16 @@ def render(stats: dict[str, Any]) -> str:
                 str(m["waiting"]),
             )
         )
+    least_widths: tuple[int, ...] = MIN_WIDTHS
+    if any(m.get("resident") for m in stats["models"]):
+        marks = ["RESIDENT", *("yes" if m.get("resident") else "" for m in stats["models"])]
+        rows = [
+            (*row[:RESIDENT_COLUMN], mark, *row[RESIDENT_COLUMN:])
+            for row, mark in zip(rows, marks, strict=True)
+        ]
+        least_widths = (*MIN_WIDTHS[:RESIDENT_COLUMN], 0, *MIN_WIDTHS[RESIDENT_COLUMN:])
     # Widths from the rendered cells (a state reads "loading 3s"), never narrower than usual.
-    widths = [max(least, *(len(row[i]) for row in rows)) for i, least in enumerate(MIN_WIDTHS)]
+    widths = [max(least, *(len(row[i]) for row in rows)) for i, least in enumerate(least_widths)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     for m in stats["models"]:
         if m.get("last_error"):

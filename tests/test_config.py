@@ -295,3 +295,38 @@ def test_checks_do_not_import_vllm() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# ---- resident routes ---------------------------------------------------------------------
+
+RESIDENT = (
+    GOOD
+    + """
+[routes.embed]
+kind = "embedding"
+model = "Qwen/Qwen3-Embedding-0.6B"
+resident = true
+"""
+)
+
+
+def test_a_resident_route_ignores_the_host_idle_time_unless_it_sets_its_own() -> None:
+    catalog = parse_catalog("[host]\nidle_seconds = 60\n" + RESIDENT)
+    embed, coder = catalog.routes["embed"], catalog.routes["coder"]
+    assert embed.resident and not coder.resident
+    assert embed.idle_unload_seconds(catalog.host) is None  # never unloaded for idle time
+    assert coder.idle_unload_seconds(catalog.host) == 60
+    own = parse_catalog(RESIDENT + "idle_seconds = 900\n").routes["embed"]
+    assert own.idle_unload_seconds(catalog.host) == 900
+
+
+def test_a_resident_route_with_standby_is_refused_with_why() -> None:
+    text = RESIDENT.replace(
+        'kind = "embedding"\nmodel = "Qwen/Qwen3-Embedding-0.6B"', 'kind = "llm"\nmodel = "org/m"'
+    )
+    parse_catalog(text)  # an llm route may be resident
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(text + 'standby = "sleep"\n')
+    assert "never evicted to make room, and that is the only time an engine sleeps" in str(caught.value)
+    with pytest.raises(ConfigError, match="resident"):
+        parse_catalog(RESIDENT.replace("resident = true", 'resident = "yes please"'))

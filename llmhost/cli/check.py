@@ -20,12 +20,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     refuse_exposure(address, settings.api_key, args.allow_no_key)  # what `serve` refuses, word for word
     rows = [("ROUTE", "KIND", "AUTH", "IDLE", "MODEL", "SERVED NAMES")]
     for r in catalog.routes.values():
+        idle = r.idle_unload_seconds(catalog.host)
         rows.append(
             (
                 r.name,
                 r.kind,
                 r.auth_mode,
-                f"{r.effective_idle_seconds(catalog.host):g}s",
+                "never (resident)" if idle is None else f"{idle:g}s",
                 r.model,
                 ", ".join(r.served_names) or "-",
             )
@@ -128,6 +129,12 @@ def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -
 
         download = download_bytes([catalog.routes[name] for name in not_cached(estimates)])
     print("\n" + estimate.render(estimates, gpu_bytes, label, catalog.host.policy, download))
+    from llmhost.estimate.resident import room_for_others  # resident routes leave the others room?
+
+    if (room := room_for_others(catalog.routes.values(), estimates, gpu_bytes, label)) is not None:
+        print("\n" + "\n".join(room.lines))
+        if room.refusal is not None:
+            raise ConfigError(f"{catalog.source}: {room.refusal}")
     from llmhost.estimate.context import report as fitted  # contexts vLLM would refuse, and the retry's
 
     if (lines := fitted(estimates, gpu_bytes)) is not None:

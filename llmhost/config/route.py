@@ -119,6 +119,11 @@ class RouteConfig(Frozen):
     # host has proven it for the model (`scripts/gpu_check.py --standby`).
     standby: Literal["off", "sleep"] = "off"
     sleep_level: Literal[1, 2] = 1  # 1: weights kept in host RAM; 2: reloaded from disk on wake
+    # A small model that stays (docs/lifecycle.md, "Resident routes"): loaded at start-up,
+    # never evicted to make room for another route, its GPU memory counted as used when the
+    # others size themselves; unloaded by `llmhost unload`, a reload that changes it, or
+    # idle time only when this route sets idle_seconds itself.
+    resident: bool = False
     engine: dict[str, Any] = Field(default_factory=dict)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
@@ -184,6 +189,13 @@ class RouteConfig(Frozen):
             raise ValueError('standby = "sleep" is for llm routes (vLLM\'s sleep mode); pipelines unload')
         if self.kind in POOLING_KINDS:
             self._pooling_rules()
+        if self.resident and self.standby != "off":
+            # Only an eviction to make room puts an engine to sleep (idle time, reloads and
+            # stops shut it down), and a resident engine is never evicted to make room.
+            raise ValueError(
+                'resident = true with standby = "sleep": a resident route is never evicted to make '
+                "room, and that is the only time an engine sleeps; leave standby out"
+            )
         if "enable_sleep_mode" in self.engine:
             raise ValueError(
                 'enable_sleep_mode: not set here; standby = "sleep" turns it on where the GPU supports it'
@@ -245,3 +257,10 @@ class RouteConfig(Frozen):
 
     def effective_idle_seconds(self, host: HostConfig) -> float:
         return self.idle_seconds if self.idle_seconds is not None else host.idle_seconds
+
+    def idle_unload_seconds(self, host: HostConfig) -> float | None:
+        """Seconds unused before the model unloads; None: never (a resident route that
+        does not set idle_seconds itself ignores [host] idle_seconds)."""
+        if self.resident and self.idle_seconds is None:
+            return None
+        return self.effective_idle_seconds(host)

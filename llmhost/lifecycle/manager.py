@@ -44,6 +44,7 @@ from llmhost.lifecycle import operations
 from llmhost.lifecycle.bounds import request_wait_bound
 from llmhost.lifecycle.clock import Clock, MonotonicClock
 from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
+from llmhost.lifecycle.sizing import wants_estimate
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState
 from llmhost.margin import EngineMargins
@@ -109,6 +110,9 @@ class ModelManager:
         self._loop_task.add_done_callback(self._scheduler_stopped)
         self._estimate_needs()
         self._check_standby()
+        # Resident routes load first: their tickets are the oldest, so they go before any
+        # request and before [host] prewarm (docs/lifecycle.md, "Resident routes").
+        self.prewarm(name for name, route in self.catalog.routes.items() if route.resident)
 
     def _scheduler_stopped(self, task: asyncio.Task[None]) -> None:
         """The scheduler task ended. Cancelled by `close` at the very end is the normal
@@ -154,13 +158,12 @@ class ModelManager:
         self._scheduler.wake()
 
     def _estimate_needs(self) -> None:
-        """Under `fit`, estimate what each auto-sized route needs, off the event loop."""
-        if self.host.policy != "fit":
-            return
+        """Estimate what routes need (under `fit` each auto-sized one, and every resident
+        route not fixed in size: llmhost.lifecycle.sizing.wants_estimate), off the event loop."""
         slots = [
             s
             for s in self.slots.values()
-            if s.route.runs_vllm and s.route.memory_is_auto and s.estimated_bytes is None
+            if wants_estimate(s.route, self.host.policy) and s.estimated_bytes is None
         ]
         slots = [s for s in slots if not s.estimate_pending]
         if not slots:
@@ -273,6 +276,8 @@ class ModelManager:
         self._scheduler.max_wait = request_wait_bound(catalog)
         self._estimate_needs()
         self._check_standby()
+        # A resident route added or changed loads again at once, as at start-up.
+        self.prewarm(n for n in (*changes["added"], *changes["changed"]) if catalog.routes[n].resident)
         log.info(
             "configuration reloaded: added %s, removed %s, changed %s",
             *(", ".join(changes[k]) or "none" for k in ("added", "removed", "changed")),

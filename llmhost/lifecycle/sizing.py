@@ -15,6 +15,12 @@ card under WSL2, where the Windows desktop holds 1-1.5 GB, a fixed 0.9 is refuse
 * `gpu_memory_utilization` set in `[engine]`: the user's value wins, untouched.
 * No NVML: vLLM's own default applies.
 
+A route with `resident = true` shares the GPU whatever the policy, so an auto-sized one
+takes its estimate as under `fit`. Its memory counts as used when the others size
+themselves: loaded, it is out of NVML's free reading already; not loaded (idle, unloaded,
+failed), what it holds when loaded (`resident_hold_bytes`) is kept free under "auto", so
+it comes back without evicting anything.
+
 Pure functions of numbers: tested directly with fake readings.
 """
 
@@ -53,7 +59,7 @@ def engine_budget(
 
     `reserve_bytes` stays free under "auto" sizing: room for what engines that will sleep
     later keep on the GPU while asleep (docs/standby.md), so this engine can still wake
-    beside them."""
+    beside them, and for resident routes not loaded now (`resident_hold_bytes`)."""
     if not route.runs_vllm:
         return EngineBudget(None, None, "not a vLLM engine")
     if "gpu_memory_utilization" in route.engine:
@@ -66,15 +72,20 @@ def engine_budget(
     fixed = route.memory_bytes
     if fixed is not None:
         budget, source = fixed, f"memory_gib {fixed / GIB:g}"
-    elif policy == "fit" and estimate_bytes is not None:
+    elif (policy == "fit" or route.resident) and estimate_bytes is not None:
         # The estimate counts the engine's CUDA context, which vLLM's budget does not.
         budget = estimate_bytes - margin_bytes
-        source = f"estimated need {estimate_bytes / GIB:.1f} GiB (fit)"
+        why = "resident" if route.resident else "fit"
+        source = f"estimated need {estimate_bytes / GIB:.1f} GiB ({why})"
     else:
         budget = usable - reserve_bytes
         source = f"auto: {gpu.free_bytes / GIB:.2f} GiB free less {margin_bytes / GIB:g} GiB margin"
         if reserve_bytes:
-            source += f" and {reserve_bytes / GIB:g} GiB kept for asleep engines"
+            source += (
+                f" and {reserve_bytes / GIB:.2f} GiB kept for asleep engines and resident ones not loaded"
+            )
+        if route.resident:
+            source += " (resident, need not estimated: set memory_gib)"
     if usable <= 0:
         return EngineBudget(
             None,
@@ -133,7 +144,42 @@ def need_bytes(
             return None
         return int(float(route.engine["gpu_memory_utilization"]) * total_bytes)
     if route.memory_is_auto:
-        if policy != "fit":
+        if policy != "fit" and not route.resident:
             return None
         return estimate_bytes if estimate_bytes is not None else measured_bytes
-    return measured_bytes  # a diffusion pipeline: known once measured
+    # A diffusion pipeline: known once measured (a resident one is estimated before).
+    return measured_bytes if measured_bytes is not None else estimate_bytes
+
+
+def resident_hold_bytes(
+    route: RouteConfig,
+    total_bytes: int | None,
+    *,
+    margin_bytes: int,
+    measured_bytes: int | None,
+    estimate_bytes: int | None,
+) -> int:
+    """What a resident route holds on the GPU once loaded, to keep free for it while it is
+    not (0: unknown): the larger of what its last load took and what it is expected to
+    take (its fixed budget plus its engine's own CUDA context, the margin; else its
+    estimate, which counts the context). Never less than `need_bytes` asks for it, so it
+    comes back without evicting anything."""
+    context = margin_bytes if route.runs_vllm else 0  # a pipeline shares the host's context
+    expected = estimate_bytes
+    if route.memory_bytes is not None:
+        expected = route.memory_bytes + context
+    elif route.runs_vllm and "gpu_memory_utilization" in route.engine:
+        share = float(route.engine["gpu_memory_utilization"])
+        expected = int(share * total_bytes) + context if total_bytes is not None else None
+    return max(measured_bytes or 0, expected or 0)
+
+
+def wants_estimate(route: RouteConfig, policy: str) -> bool:
+    """Whether the host estimates `route`'s need at start-up and after reloads
+    (llmhost.estimate): an auto-sized engine under `fit`, and a resident route whose
+    memory is not fixed (its budget, and what the others leave free for it)."""
+    if route.memory_bytes is not None or "gpu_memory_utilization" in route.engine:
+        return False
+    if route.resident:
+        return True
+    return policy == "fit" and route.runs_vllm and route.memory_is_auto

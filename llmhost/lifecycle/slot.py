@@ -162,6 +162,7 @@ class Slot:
             "route": self.route.name,
             "model": self.route.primary_id,
             "kind": self.route.kind,
+            "resident": self.route.resident,  # loaded at start-up, never evicted for another route
             "state": self.state.value,
             "loading_seconds": round(now - self.load_started, 1)
             if self.state in (ModelState.LOADING, ModelState.WAKING) and self.load_started is not None

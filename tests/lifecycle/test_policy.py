@@ -193,3 +193,135 @@ def test_plan_standby_keeps_asleep_models_within_the_ram_budget(
     others = [Asleep(name, int(gib * GIB), used) for name, gib, used in held]
     plan = plan_standby("t", int(need_gib * GIB), int(budget_gib * GIB), others)
     assert (plan.sleep, plan.shut_down) == (sleeps, shut_down), plan.reason
+
+
+# ---- resident routes (resident = true: pinned) ------------------------------------------
+
+
+def pinned(name: str, last_used: float, gib: float = 1, *, busy: bool = False) -> Resident:
+    return Resident(name, busy, last_used, int(gib * GIB), pinned=True)
+
+
+@dataclass(frozen=True)
+class PinnedCase:
+    name: str
+    policy: Policy
+    target_pinned: bool
+    need_gib: float | None
+    residents: tuple[Resident, ...]
+    gpu: GpuMemory | None
+    evict: tuple[str, ...]
+    fits: bool = True
+    reason: str = ""
+
+
+PINNED_CASES = [
+    PinnedCase(
+        "exclusive evicts every other model but the resident ones, however idle or old",
+        "exclusive",
+        False,
+        None,
+        (pinned("e", 0), idle("a", 5), busy("b", 1)),
+        free(4),
+        ("a", "b"),
+        reason="one model at a time beside resident e",
+    ),
+    PinnedCase(
+        "exclusive without NVML still keeps the resident ones",
+        "exclusive",
+        False,
+        None,
+        (pinned("e", 0), pinned("r", 1), idle("a", 5)),
+        None,
+        ("a",),
+    ),
+    PinnedCase(
+        "a resident target that fits evicts nothing under exclusive",
+        "exclusive",
+        True,
+        2,
+        (idle("a", 5, gib=10),),
+        free(4),
+        (),
+        reason="resident: t needs 2.0 GiB, fits",
+    ),
+    PinnedCase(
+        "a resident target without NVML keeps everything (the others left it room)",
+        "exclusive",
+        True,
+        2,
+        (idle("a", 5),),
+        None,
+        (),
+    ),
+    PinnedCase(
+        "a resident target that does not fit evicts the others, never a resident one",
+        "exclusive",
+        True,
+        6,
+        (pinned("r", 0, gib=3), idle("recent", 9, gib=4), idle("old", 2, gib=4)),
+        free(2),
+        ("old",),
+        reason="evicting old",
+    ),
+    PinnedCase(
+        "a resident target of unknown need frees the GPU but for the resident ones",
+        "exclusive",
+        True,
+        None,
+        (pinned("r", 0), idle("a", 9)),
+        free(2),
+        ("a",),
+        reason="unknown",
+    ),
+    PinnedCase(
+        "a resident target refused when only the resident ones would free enough",
+        "exclusive",
+        True,
+        6,
+        (pinned("r", 0, gib=8), idle("a", 9, gib=1)),
+        free(2),
+        (),
+        fits=False,
+        reason="only 3.0 GiB would be free with every other model but the resident routes (r) unloaded",
+    ),
+    PinnedCase(
+        "fit evicts the others least recently used first, never a resident one",
+        "fit",
+        False,
+        6,
+        (pinned("e", 0, gib=4), idle("a", 5, gib=4)),
+        free(2),
+        ("a",),
+    ),
+    PinnedCase(
+        "fit with an unknown need frees the GPU but for the resident ones",
+        "fit",
+        False,
+        None,
+        (pinned("e", 0), busy("b", 1), idle("a", 5)),
+        free(8),
+        ("a", "b"),
+    ),
+    PinnedCase(
+        "fit refuses a need only the resident ones' memory would meet, naming them",
+        "fit",
+        False,
+        10,
+        (pinned("e", 0, gib=6, busy=True), idle("a", 5, gib=2)),
+        free(6),
+        (),
+        fits=False,
+        reason="but the resident routes (e) unloaded (they and other processes use the rest)",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PINNED_CASES, ids=[c.name for c in PINNED_CASES])
+def test_plan_eviction_never_picks_a_resident_route(case: PinnedCase) -> None:
+    need = None if case.need_gib is None else int(case.need_gib * GIB)
+    plan = plan_eviction(case.policy, "t", need, case.residents, case.gpu, pinned=case.target_pinned)
+    assert plan.evict == case.evict
+    assert plan.fits is case.fits
+    assert case.reason in plan.reason, plan.reason
+    assert not {r.name for r in case.residents if r.pinned} & set(plan.evict)

@@ -12,7 +12,13 @@ from llmhost.config import RouteConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu import GIB, GpuMemory
 from llmhost.lifecycle.manager import ModelManager
-from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
+from llmhost.lifecycle.sizing import (
+    engine_budget,
+    need_bytes,
+    resident_hold_bytes,
+    sized_route,
+    wants_estimate,
+)
 from tests.fakes import FakeGpu, Recorder, catalog
 
 # A 16 GB card as NVML reports it (15.99 GiB) with the Windows desktop holding 1.3 GiB.
@@ -196,3 +202,91 @@ def test_auto_budget_keeps_the_standby_reserve_free() -> None:
         _route(), "exclusive", _gpu(2 * MARGIN), margin_bytes=MARGIN, reserve_bytes=MARGIN
     )
     assert crowded.error is not None and "nothing left" in crowded.error
+
+
+# ---- resident routes (resident = true) ---------------------------------------------------
+
+
+def _resident(kind: str = "llm", memory_gib: Any = None, **engine: Any) -> RouteConfig:
+    return _route(kind, memory_gib, **engine).model_copy(update={"resident": True})
+
+
+@pytest.mark.parametrize(
+    ("route", "policy", "measured", "estimate", "expected"),
+    [
+        # A resident engine shares the GPU under either policy: its estimate is its need...
+        (_resident(), "exclusive", 9 * GIB, 2 * GIB, 2 * GIB),
+        (_resident(), "fit", None, 2 * GIB, 2 * GIB),
+        (_resident(), "exclusive", 3 * GIB, None, 3 * GIB),  # ... else what its last load took
+        (_resident(), "exclusive", None, None, None),
+        (_resident(memory_gib=1.5), "exclusive", None, 2 * GIB, int(1.5 * GIB)),
+        # A resident pipeline: measured, else estimated before its first load.
+        (_resident(kind="diffusion"), "exclusive", None, 3 * GIB, 3 * GIB),
+        (_resident(kind="diffusion"), "exclusive", 4 * GIB, 3 * GIB, 4 * GIB),
+    ],
+)
+def test_need_bytes_of_a_resident_route(
+    route: RouteConfig, policy: str, measured: int | None, estimate: int | None, expected: int | None
+) -> None:
+    assert need_bytes(route, policy, 16 * GIB, measured_bytes=measured, estimate_bytes=estimate) == expected
+
+
+def test_a_resident_engine_takes_its_estimate_under_exclusive_not_the_card() -> None:
+    free = CARD - DESKTOP
+    budget = engine_budget(_resident(), "exclusive", _gpu(free), margin_bytes=MARGIN, estimate_bytes=2 * GIB)
+    assert budget.error is None and budget.bytes == 2 * GIB - MARGIN
+    assert "estimated need 2.0 GiB (resident)" in budget.reason
+    # Not estimated (its config could not be read): it takes what is free, and says so.
+    blind = engine_budget(_resident(), "exclusive", _gpu(free), margin_bytes=MARGIN)
+    assert blind.bytes == free - MARGIN and "need not estimated: set memory_gib" in blind.reason
+
+
+def test_auto_budget_keeps_room_for_a_resident_route_not_loaded() -> None:
+    free = CARD - DESKTOP
+    kept = engine_budget(_route(), "exclusive", _gpu(free), margin_bytes=MARGIN, reserve_bytes=2 * GIB)
+    assert kept.bytes == free - MARGIN - 2 * GIB
+    assert "2.00 GiB kept for asleep engines and resident ones not loaded" in kept.reason
+    # A fixed size stays what it is.
+    fixed = engine_budget(
+        _route(memory_gib=4.0), "exclusive", _gpu(free), margin_bytes=MARGIN, reserve_bytes=GIB
+    )
+    assert fixed.bytes == 4 * GIB
+
+
+@pytest.mark.parametrize(
+    ("route", "measured", "estimate", "expected"),
+    [
+        (_resident(), 3 * GIB, 2 * GIB, 3 * GIB),  # what its last load took, when larger
+        (_resident(), GIB, 2 * GIB, 2 * GIB),  # else the estimate (it asks for that much again)
+        (_resident(), None, 2 * GIB, 2 * GIB),  # the estimate counts the CUDA context
+        (_resident(memory_gib=1.5), None, 2 * GIB, int(1.5 * GIB) + MARGIN),  # budget + its context
+        (_resident(gpu_memory_utilization=0.25), None, None, 4 * GIB + MARGIN),
+        (_resident(kind="diffusion", memory_gib=3.0), None, None, 3 * GIB),  # the host's context
+        (_resident(), None, None, 0),  # unknown: nothing can be kept for it
+    ],
+)
+def test_resident_hold_bytes(
+    route: RouteConfig, measured: int | None, estimate: int | None, expected: int
+) -> None:
+    held = resident_hold_bytes(
+        route, 16 * GIB, margin_bytes=MARGIN, measured_bytes=measured, estimate_bytes=estimate
+    )
+    assert held == expected
+
+
+@pytest.mark.parametrize(
+    ("route", "policy", "expected"),
+    [
+        (_route(), "exclusive", False),
+        (_route(), "fit", True),
+        (_route(memory_gib=2.0), "fit", False),
+        (_route(kind="diffusion"), "fit", False),
+        (_resident(), "exclusive", True),
+        (_resident(kind="diffusion"), "exclusive", True),
+        (_resident(kind="embedding"), "exclusive", True),
+        (_resident(memory_gib=2.0), "exclusive", False),  # its size is known: nothing to estimate
+        (_resident(gpu_memory_utilization=0.2), "fit", False),
+    ],
+)
+def test_wants_estimate(route: RouteConfig, policy: str, expected: bool) -> None:
+    assert wants_estimate(route, policy) is expected
