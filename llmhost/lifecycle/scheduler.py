@@ -26,8 +26,9 @@ from llmhost.lifecycle.asleep import asleep_graph_bytes
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import Abandoned
 from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
+from llmhost.lifecycle.sizing import resident_hold_bytes
 from llmhost.lifecycle.slot import Lease, Slot
-from llmhost.lifecycle.state import ModelState, has_engine
+from llmhost.lifecycle.state import ModelState, has_engine, is_resident
 from llmhost.lifecycle.transitions import Operation, Transitions, failed_error, need_of
 from llmhost.margin import EngineMargins
 
@@ -327,7 +328,9 @@ class Scheduler:
         # standby changes how fast it comes back, not how long it is kept.
         if slot.state not in (ModelState.READY, ModelState.ASLEEP) or slot.evicting or slot.busy:
             return
-        idle = slot.route.effective_idle_seconds(self.host)
+        idle = slot.route.idle_unload_seconds(self.host)
+        if idle is None:  # a resident route without idle_seconds of its own stays loaded
+            return
         due = slot.last_used + idle
         if now >= due:
             self._mark_evicting(slot, f"idle for {idle:g} s", now)
@@ -413,6 +416,7 @@ class Scheduler:
             need_of(wanted, self.host.policy, gpu.total_bytes if gpu else None),
             [_resident(s) for s in others],
             gpu,
+            pinned=wanted.route.resident,
         )
         if not plan.fits:
             log.error("cannot load %s: %s", wanted.route.primary_id, plan.reason)
@@ -427,7 +431,8 @@ class Scheduler:
             if asleep:
                 self._transitions.wake(wanted)
             else:
-                self._transitions.load(wanted, reserve_bytes=self._standby_reserve(wanted))
+                reserve = self._standby_reserve(wanted) + self._resident_reserve(wanted)
+                self._transitions.load(wanted, reserve_bytes=reserve)
             return
         wanted.swap_pending = True
         oldest = wanted.oldest_wait() or now
@@ -491,6 +496,23 @@ class Scheduler:
         margin = self._transitions.margins.in_use(self.host, self._gpu.name).bytes
         return sum(margin + asleep_graph_bytes(s.route) for s in later)  # graphs: lifecycle.asleep
 
+    def _resident_reserve(self, loading: Slot) -> int:
+        """GPU memory to leave free for resident routes not loaded now (idle, unloaded,
+        failed): the others size themselves as if they were (llmhost.lifecycle.sizing)."""
+        gpu = self._gpu.memory()
+        margin = self._transitions.margins.in_use(self.host, self._gpu.name).bytes
+        return sum(
+            resident_hold_bytes(
+                s.route,
+                gpu.total_bytes if gpu else None,
+                margin_bytes=margin,
+                measured_bytes=s.measured_bytes,
+                estimate_bytes=s.estimated_bytes,
+            )
+            for s in self.slots.values()
+            if s is not loading and s.route.resident and not s.retired and not is_resident(s.state)
+        )
+
     def _may_sleep(self, slot: Slot) -> bool:
         backend = slot.backend
         return (
@@ -518,9 +540,12 @@ class Scheduler:
 
 
 def _resident(slot: Slot) -> Resident:
+    pinned = slot.route.resident
     if slot.state is ModelState.ASLEEP:
-        return Resident(slot.route.name, slot.busy, slot.last_used, slot.asleep_gpu_bytes, asleep=True)
-    return Resident(slot.route.name, slot.busy, slot.last_used, slot.measured_bytes)
+        return Resident(
+            slot.route.name, slot.busy, slot.last_used, slot.asleep_gpu_bytes, asleep=True, pinned=pinned
+        )
+    return Resident(slot.route.name, slot.busy, slot.last_used, slot.measured_bytes, pinned=pinned)
 
 
 def _standby_ram(slot: Slot, level: int) -> int:
