@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from llmhost.backends.base import Backend, Probe
 from llmhost.backends.engine_start import EngineStart, start_stats
 from llmhost.config import RouteConfig
 from llmhost.lifecycle.asleep import cudagraphs_asleep
+from llmhost.lifecycle.durations import Durations
 from llmhost.lifecycle.state import ModelState, check_transition
 
 # Why requests got a 503 from the manager (llmhost_requests_refused_total's reasons).
@@ -85,7 +85,7 @@ class Slot:
     loads: int = 0
     swaps: int = 0
     evictions: int = 0
-    cold_starts: list[float] = field(default_factory=list)
+    cold_starts: Durations = field(default_factory=lambda: Durations(COLD_START_BUCKETS))
     failed_loads: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # 503s by reason (REFUSAL_REASONS)
     measured_bytes: int | None = None
@@ -106,7 +106,7 @@ class Slot:
     asleep_gpu_bytes: int | None = None  # GPU memory still held while asleep, when measured
     sleeps: int = 0
     wakes: int = 0
-    wake_seconds: list[float] = field(default_factory=list)
+    wake_seconds: Durations = field(default_factory=lambda: Durations(WAKE_BUCKETS))
     wake_failures: int = 0
     last_wake_error: str | None = None
 
@@ -171,8 +171,8 @@ class Slot:
             "loads": self.loads,
             "swaps": self.swaps,
             "evictions": self.evictions,
-            "cold_start_seconds": _summary(starts),
-            "cold_start_histogram": _histogram(starts, COLD_START_BUCKETS),
+            "cold_start_seconds": starts.summary(),
+            "cold_start_histogram": starts.histogram(),
             **start_stats(self.engine_start),  # the context it got, and why
             "failed_loads": self.failed_loads,
             "refused": {r: self.refused.get(r, 0) for r in (*REFUSAL_REASONS, *self.refused)},
@@ -191,27 +191,11 @@ class Slot:
             "standby_ram_bytes": self.asleep_ram_bytes if self.state is ModelState.ASLEEP else None,
             "sleeps": self.sleeps,
             "wakes": self.wakes,
-            "wake_seconds": _summary(wakes),
-            "wake_histogram": _histogram(wakes, WAKE_BUCKETS),
+            "wake_seconds": wakes.summary(),
+            "wake_histogram": wakes.histogram(),
             "wake_failures": self.wake_failures,
             "last_wake_error": self.last_wake_error,
         }
-
-
-def _histogram(seconds: list[float], buckets: tuple[float, ...]) -> dict[str, Any]:
-    return {
-        "buckets": [[le, sum(1 for s in seconds if s <= le)] for le in buckets],
-        "count": len(seconds),
-        "sum": sum(seconds),
-    }
-
-
-def _summary(seconds: list[float]) -> dict[str, float | None]:
-    return {
-        "last": round(seconds[-1], 2) if seconds else None,
-        "median": round(statistics.median(seconds), 2) if seconds else None,
-        "max": round(max(seconds), 2) if seconds else None,
-    }
 
 
 def _iso(wall: float | None) -> str | None:

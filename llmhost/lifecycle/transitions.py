@@ -259,7 +259,7 @@ class Transitions:
         slot.to(ModelState.READY)
         slot.ready_at = slot.last_used = self._clock()
         slot.loads += 1
-        slot.cold_starts.append(outcome.elapsed)
+        slot.cold_starts.add(outcome.elapsed)
         slot.last_error = slot.failed_at = None
         if slot.swap_pending:
             slot.swaps += 1
@@ -429,7 +429,7 @@ class Transitions:
             slot.to(ModelState.READY)
             slot.ready_at = slot.last_used = self._clock()
             slot.wakes += 1
-            slot.wake_seconds.append(outcome.elapsed)
+            slot.wake_seconds.add(outcome.elapsed)
             slot.asleep_ram_bytes = slot.asleep_gpu_bytes = None
             slot.swap_pending = False
             log.info("ready: %s in %.2f s (woken, probe matched)", slot.route.primary_id, outcome.elapsed)
