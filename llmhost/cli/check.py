@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from llmhost.cli.loading import load_raw
 from llmhost.config import Catalog, ConfigError
@@ -118,9 +117,9 @@ def _print_fit(args: argparse.Namespace, settings: Settings, catalog: Catalog) -
         gpu_bytes = detected
     if args.online:
         settings.export_hub_token()
-    # The cache `llmhost serve` uses: HF_HOME/HF_HUB_CACHE when set, else settings.hf_home.
-    env_cache = "HF_HOME" in os.environ or "HF_HUB_CACHE" in os.environ
-    cache = None if env_cache or not settings.hf_home.is_dir() else settings.hf_home / "hub"
+    # The cache `llmhost serve` reads, resolved now (huggingface_hub's own default is
+    # fixed when it is first imported, so it may name another cache).
+    cache = settings.weights_cache().serve_hub
     estimates = estimate.estimate_routes(catalog.routes.values(), cache_dir=cache, online=args.online)
     download = None
     if args.online:  # what `llmhost pull` would fetch for the routes not in the cache

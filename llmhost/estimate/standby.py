@@ -17,7 +17,6 @@ them (the estimate from the cache, psutil, /proc/version) for `llmhost check`.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +142,9 @@ def report(catalog: Catalog, settings: Settings, *, online: bool = False) -> str
 
     if online:
         settings.export_hub_token()
-    env_cache = "HF_HOME" in os.environ or "HF_HUB_CACHE" in os.environ
-    cache = None if env_cache or not settings.hf_home.is_dir() else settings.hf_home / "hub"
+    # The cache `llmhost serve` reads, resolved now (huggingface_hub's own default is
+    # fixed when it is first imported, so it may name another cache).
+    cache = settings.weights_cache().serve_hub
     estimates = {
         r.name: estimate_route(r, cache_dir=cache, online=online) for r in wanting if r.sleep_level == 1
     }
