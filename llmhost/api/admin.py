@@ -1,4 +1,4 @@
-"""Admin endpoints: /healthz (no key, no model, no GPU), /routes, /stats, /metrics."""
+"""Admin endpoints: /healthz (no key, no model, no GPU), /routes, /stats, /metrics, reload, unload."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from llmhost.api.body import json_body, parse_body
 from llmhost.api.resolve import is_image_route
 from llmhost.config import ConfigError, RouteConfig
 from llmhost.errors import InvalidRequest, error_body
@@ -109,6 +111,30 @@ async def reload(request: Request) -> dict[str, Any]:
     except ConfigError as exc:
         raise InvalidRequest(f"Reload refused, the current configuration stays: {exc}") from None
     return {"status": "reloaded", **changes}
+
+
+class UnloadRequest(BaseModel):
+    """POST /admin/unload's body: the routes to unload (none, or no body: every route)."""
+
+    model_config = ConfigDict(extra="forbid")
+    routes: list[str] = Field(default_factory=list)
+
+
+@router.post("/admin/unload")
+async def unload(request: Request) -> dict[str, Any]:
+    """Unload models now to free the GPU (`llmhost unload`): in-flight requests drain within
+    drain_timeout_seconds, later requests load them again. The answer lists the routes
+    that had an engine and the GPU memory that came back (NVML's free memory after less
+    before; null without NVML, with the reason)."""
+    state = host_state(request)
+    state.keys.require(request)
+    routes = parse_body(UnloadRequest, await json_body(request)).routes if await request.body() else []
+    before = state.gpu.memory()
+    unloaded = await state.manager.unload(routes)
+    after = state.gpu.memory()
+    freed = max(0, after.free_bytes - before.free_bytes) if before is not None and after is not None else None
+    reason = None if freed is not None else (state.gpu.unavailable_reason or "NVML could not be read")
+    return {"status": "unloaded", "unloaded": unloaded, "freed_bytes": freed, "freed_reason": reason}
 
 
 @router.get("/metrics")

@@ -1,4 +1,4 @@
-"""The `llmhost` command: serve, demo, check, status, reload, pull."""
+"""The `llmhost` command: serve, demo, check, status, reload, unload, pull."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from llmhost.cli.check import cmd_check
 from llmhost.cli.pull import cmd_pull
 from llmhost.cli.remote import REMOTE_EPILOG, cmd_reload, cmd_status
 from llmhost.cli.serve import cmd_demo, cmd_serve
+from llmhost.cli.unload import cmd_unload
 from llmhost.config import ConfigError
 
 
@@ -55,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reload.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
     reload.set_defaults(func=cmd_reload)
+
+    unload = sub.add_parser(
+        "unload",
+        help="unload models now to free the GPU (requests in flight finish; the next one loads again)",
+        epilog=REMOTE_EPILOG,
+        formatter_class=raw,
+    )
+    unload.add_argument("routes", nargs="*", metavar="ROUTE", help="routes to unload (default: every route)")
+    unload.add_argument("--url", help="host URL (default: http://LLMHOST_HOST:LLMHOST_PORT)")
+    unload.set_defaults(func=cmd_unload)
 
     check = sub.add_parser("check", help="validate models.toml and print the route table")
     check.add_argument("--config", type=Path, help="models.toml (default: LLMHOST_CONFIG or ./models.toml)")

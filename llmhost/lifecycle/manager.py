@@ -30,15 +30,16 @@ Concurrency model (read this before changing anything here; docs/lifecycle.md ha
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from llmhost import heap
 from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
-from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, ShuttingDown
+from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, RouteNotFound, ShuttingDown
 from llmhost.gpu import GpuMonitor
 from llmhost.lifecycle import operations
 from llmhost.lifecycle.bounds import request_wait_bound
@@ -46,12 +47,14 @@ from llmhost.lifecycle.clock import Clock, MonotonicClock
 from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
 from llmhost.lifecycle.sizing import wants_estimate
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
-from llmhost.lifecycle.state import ModelState
+from llmhost.lifecycle.state import ModelState, has_engine
 from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
 __all__ = ["Estimator", "ModelManager", "Preflight", "StandbyCheck"]
+
+T = TypeVar("T")
 
 # A route's estimated GPU need in bytes (llmhost.estimate), None when unknown. Called in a
 # worker thread: it may read config files from the model cache.
@@ -128,6 +131,9 @@ class ModelManager:
         for slot in self.slots.values():
             slot.refuse("load_failed", len(slot.waiting))
             slot.reject_waiting(self._failed())
+            for waiter in slot.unload_waiters:  # an unload cannot finish either
+                if not waiter.done():
+                    waiter.set_exception(self._failed())
         if self._on_fatal is not None:
             self._on_fatal(self.failure)
 
@@ -285,6 +291,28 @@ class ModelManager:
         self._scheduler.wake()
         return changes
 
+    async def unload(self, route_names: Sequence[str] = ()) -> list[str]:
+        """Unload these routes now (none named: every route), as `llmhost unload` does to free
+        the GPU: in-flight requests drain within drain_timeout_seconds, requests waiting
+        for them get 503, later requests load them again as usual. Returns, once they hold
+        no engine and their memory is back, the routes that had an engine (loaded, loading,
+        asleep). An unknown route is refused before anything is unloaded."""
+        routes = {name: slot for name, slot in self.slots.items() if not slot.retired}
+        unknown = [name for name in route_names if name not in routes]
+        if unknown:
+            raise RouteNotFound(
+                f"No route named '{unknown[0]}'. Routes: {', '.join(routes)}.", param="routes"
+            )
+        if self.failure is not None:
+            raise self._failed()
+        if self._scheduler.closing:
+            raise ShuttingDown("The host is shutting down: it unloads every model itself.", retry_after=30)
+        chosen = [routes[name] for name in dict.fromkeys(route_names or routes)]
+        had_engine = [slot.route.name for slot in chosen if has_engine(slot.state)]
+        await asyncio.gather(*(self._scheduler.request_unload(slot) for slot in chosen))
+        log.info("unloaded on request: %s", ", ".join(had_engine) or "nothing was loaded")
+        return had_engine
+
     @contextmanager
     def preparing(self, route_name: str) -> Iterator[None]:
         """Count a request as waiting for its model while it prepares (e.g. the engine
@@ -393,6 +421,12 @@ class ModelManager:
     @property
     def scheduler(self) -> Scheduler:
         return self._scheduler
+
+    def run_soon(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run `work` on the manager's event loop, from another thread (a server thread's
+        caller: tests, tools); the future gives its result."""
+        assert self._loop_task is not None, "the manager is not started"
+        return asyncio.run_coroutine_threadsafe(work, self._loop_task.get_loop())
 
     def _withdraw(self, slot: Slot, ticket: Ticket) -> None:
         """A waiter gave up (timeout, client gone): drop its ticket, or release what it got."""

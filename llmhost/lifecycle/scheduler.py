@@ -185,6 +185,7 @@ class Scheduler:
         if self.closing:
             self._close_slot(slot, now)
         self._check_dead(slot, now)  # before anything is granted to it
+        self._check_unload(slot, now)
         self._grant_waiting(slot)
         self._check_waits(slot, now, deadlines)
         self._check_failed(slot, now, deadlines)
@@ -252,6 +253,38 @@ class Scheduler:
             slot.waiting.popleft()
             ticket.granted.set_result(lease)
 
+    def request_unload(self, slot: Slot) -> asyncio.Future[None]:
+        """Unload `slot` now (llmhost unload): the future resolves once it holds no engine
+        and its memory is back."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slot.unload_waiters.append(done)
+        slot.unload_requested = True
+        self.wake()
+        return done
+
+    def _check_unload(self, slot: Slot, now: float) -> None:
+        """An unload request: the requests waiting for the model get 503 (they would load it
+        right back), a load in progress is abandoned, a ready or asleep model is shut down
+        after its drain; a sleep or a wake in progress finishes first."""
+        if slot.unload_requested and slot.state not in (ModelState.SLEEPING, ModelState.WAKING):
+            slot.unload_requested = False
+            if slot.waiting:
+                slot.refuse("unloaded", len(slot.waiting))
+                slot.reject_waiting(
+                    ModelUnavailable(
+                        f"{slot.route.primary_id} was unloaded on request (llmhost unload); "
+                        "send the request again to load it.",
+                        retry_after=1,
+                    )
+                )
+            if slot.state is ModelState.LOADING:
+                self._transitions.abandon(slot, "unloaded on request", failed=False)
+            elif slot.state in (ModelState.READY, ModelState.ASLEEP):
+                self._take_down(slot, "unloaded on request", now)
+        if slot.unload_waiters and not slot.unload_requested:
+            if not has_engine(slot.state) and not self._busy_with(slot):
+                _resolve_all(slot.unload_waiters)
+
     def _check_waits(self, slot: Slot, now: float, deadlines: list[float]) -> None:
         """Requests waiting past max_wait get 503, unless their model is loading or waking:
         that has its own bound, and cutting its requests would load it for nobody."""
@@ -305,6 +338,7 @@ class Scheduler:
             self._take_down(slot, why, now)
         elif slot.state in (ModelState.STOPPED, ModelState.FAILED) and not self._busy_with(slot):
             if slot.retired:
+                _resolve_all(slot.unload_waiters)
                 del self.slots[slot.route.name]
                 return True
             assert slot.next_route is not None
@@ -537,6 +571,13 @@ class Scheduler:
                 reason,
                 len(slot.active),
             )
+
+
+def _resolve_all(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()
 
 
 def _resident(slot: Slot) -> Resident:

@@ -23,6 +23,7 @@ REFUSAL_REASONS = (
     "start_timeout",
     "wait_timeout",
     "does_not_fit",
+    "unloaded",
 )
 # Cold-start histogram buckets in seconds: a tiny model on CPU to a large one from a slow disk.
 COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
@@ -73,6 +74,10 @@ class Slot:
     # and whether that counts as a failed load (the start timeout) or not (a stop, a reload).
     abandoned: str | None = None
     abandon_failed: bool = False
+    # `llmhost unload` / POST /admin/unload: the pass takes the model down (once it is not
+    # sleeping or waking), then resolves the waiters once it holds no engine and no memory.
+    unload_requested: bool = False
+    unload_waiters: list[asyncio.Future[None]] = field(default_factory=list)
     # Bumped when the scheduler contains an error in this model's handling: an operation
     # started before then finds the slot moved on, and its outcome is reclaimed, not applied.
     epoch: int = 0

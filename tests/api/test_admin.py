@@ -3,9 +3,10 @@ guards them, on the real app with a fake backend."""
 
 from __future__ import annotations
 
+from llmhost.gpu import GIB
 from tests import catalogs
 from tests.apphelp import envelope, make_app, running
-from tests.fakes import Recorder
+from tests.fakes import FakeGpu, Recorder
 
 CATALOG = catalogs.catalog(catalogs.CODER_AND_VISION)
 KEY = "s3cret-key-value"
@@ -80,3 +81,43 @@ async def test_metrics_has_llmhost_series() -> None:
         text = (await client.get("/metrics")).text
         assert 'llmhost_model_state{model="coder-fast",route="coder",state="stopped"} 1.0' in text
         assert "llmhost_model_loads" in text
+
+
+async def test_unload_frees_the_named_routes_and_says_how_much_came_back() -> None:
+    gpu = FakeGpu(total_bytes=16 * GIB)
+    rec = Recorder(gpu=gpu)
+    app = make_app(CATALOG, api_key=KEY, factory=rec.factory, gpu=gpu)
+    async with running(app, Authorization=f"Bearer {KEY}") as client:
+        async with app.state.host.manager.lease("coder"):  # a request: coder is loaded
+            pass
+        answer = await client.post("/admin/unload", json={"routes": ["coder"]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "status": "unloaded",
+            "unloaded": ["coder"],
+            "freed_bytes": 4 * GIB,
+            "freed_reason": None,
+        }
+        assert app.state.host.manager.route_state("coder").value == "stopped" and rec.live == set()
+        # No body, or no routes: every route; nothing loaded now, so nothing came back.
+        assert (await client.post("/admin/unload")).json()["unloaded"] == []
+
+
+async def test_unload_refuses_unknown_routes_bad_bodies_and_missing_keys() -> None:
+    rec = Recorder()
+    async with running(make_app(CATALOG, api_key=KEY, factory=rec.factory)) as client:
+        keyed = {"Authorization": f"Bearer {KEY}"}
+        assert (await client.post("/admin/unload", json={"routes": ["coder"]})).status_code == 401
+        unknown = await client.post("/admin/unload", json={"routes": ["coder", "chat"]}, headers=keyed)
+        assert unknown.status_code == 404
+        error = envelope(unknown.json())
+        assert error["message"] == "No route named 'chat'. Routes: coder, vision."
+        assert error["param"] == "routes"
+        bad = await client.post("/admin/unload", json={"routes": "coder"}, headers=keyed)
+        assert bad.status_code == 400 and envelope(bad.json())["param"] == "routes"
+        extra = await client.post("/admin/unload", json={"route": ["coder"]}, headers=keyed)
+        assert extra.status_code == 400
+        # Without NVML the memory freed is unknown, and the answer says why.
+        answer = (await client.post("/admin/unload", json={}, headers=keyed)).json()
+        assert answer["freed_bytes"] is None and "no GPU in tests" in answer["freed_reason"]
+    assert rec.events == []

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.slot import Lease
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeGpu, Recorder, catalog
 from tests.lifecycle.support import GatedRecorder, start_manager, use, wait_state, wait_until, within
@@ -16,7 +17,7 @@ from tests.lifecycle.support import GatedRecorder, start_manager, use, wait_stat
 STANDBY = {"standby": "sleep", "sleep_level": 1}
 
 
-async def _evicting_to_sleep(rec: Recorder) -> tuple[ModelManager, object, asyncio.Task[None]]:
+async def _evicting_to_sleep(rec: Recorder) -> tuple[ModelManager, Lease, asyncio.Task[None]]:
     """a is busy and marked for eviction to make room for b, which may put it to sleep."""
     manager, _ = start_manager(
         rec, every_route=STANDBY, standby_check=lambda: None, max_hold_seconds=0, drain_timeout_seconds=600
