@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,7 @@ from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from tests.apphelp import make_app, running
 from tests.fakes import Recorder
-from tests.lifecycle.test_engines import _free_port, _healthy, wait_until
+from tests.hostproc import HostProcess
 
 
 def table(**routes: str) -> str:
@@ -79,29 +76,21 @@ async def test_admin_reload_applies_and_refuses_bad_edits(tmp_path: Path) -> Non
 def test_sighup_reloads_a_running_host(tmp_path: Path) -> None:
     path = tmp_path / "models.toml"
     path.write_text(CONFIG_V1)
-    port = _free_port()
-    host = subprocess.Popen(
-        [sys.executable, "-m", "llmhost", "serve", "--config", str(path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_until(lambda: _healthy(url), 30)
+    with HostProcess(path) as host:
+        host.ready(30)
         path.write_text(CONFIG_V2)
-        host.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: len(httpx.get(f"{url}/routes").json()["routes"]) == 2, 10)
+        mark = host.mark()
+        host.proc.send_signal(signal.SIGHUP)
+        host.wait_for("configuration reloaded: added chat", 30, after=mark)
+        assert len(httpx.get(f"{host.url}/routes").json()["routes"]) == 2
         path.write_text("not [valid toml")
-        host.send_signal(signal.SIGHUP)
-        assert httpx.get(f"{url}/healthz").status_code == 200
-        assert len(httpx.get(f"{url}/routes").json()["routes"]) == 2  # old table kept
-        host.send_signal(signal.SIGTERM)
-        assert host.wait(timeout=30) == 0
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait()
+        mark = host.mark()
+        host.proc.send_signal(signal.SIGHUP)
+        host.wait_for("reload refused, keeping the current configuration", 30, after=mark)
+        assert httpx.get(f"{host.url}/healthz").status_code == 200
+        assert len(httpx.get(f"{host.url}/routes").json()["routes"]) == 2  # old table kept
+        host.proc.send_signal(signal.SIGTERM)
+        assert host.proc.wait(timeout=30) == 0
 
 
 def test_reload_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,6 +77,7 @@ class EngineProcesses:
                 new.append(proc.pid)
         if new:
             self._reaper.watch(new)
+            log.debug("engine process(es) %s started; the watchdog kills them if the host dies", new)
 
     def kill(self) -> None:
         """SIGKILL every engine process adopted so far (a start that must be abandoned)."""

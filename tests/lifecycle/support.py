@@ -72,7 +72,8 @@ def start_manager(
 
 
 async def use(manager: ModelManager, route: str) -> None:
-    """One request: take the lease, give the event loop a turn, release it."""
+    """One request: take the lease, do its work (one turn of the event loop: a yield that
+    lets other requests interleave, not a wait for anything), release it."""
     async with manager.lease(route):
         await asyncio.sleep(0)
 
