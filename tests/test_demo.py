@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from llmhost.cli import main
-from tests.lifecycle.test_engines import _free_port, _healthy, wait_until
+from tests.hostproc import free_port as _free_port
+from tests.hostproc import healthy as _healthy
+from tests.hostproc import wait_until
 
 pytestmark = pytest.mark.engine
 

@@ -27,8 +27,6 @@ from llmhost.config import Catalog, parse_catalog
 from llmhost.lifecycle.state import ModelState
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
 from tests.hostproc import HostProcess, alive, engines_below, wait_gone
-from tests.hostproc import free_port as _free_port  # noqa: F401 (other test modules import it here)
-from tests.hostproc import healthy as _healthy  # noqa: F401
 from tests.hostproc import wait_until as wait_until
 
 pytestmark = pytest.mark.engine
