@@ -56,7 +56,7 @@ def create_app(
         settings.export_hub_token()
         monitor = gpu if gpu is not None else open_monitor()
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
-        check = standby_check if standby_check is not None else _sleep_mode_check(preloader)
+        check = standby_check if standby_check is not None else _sleep_mode_check
         margins = EngineMargins(margin_file(settings.weights_cache()))  # kept with the host's cache
         manager = ModelManager(
             catalog,
@@ -64,6 +64,7 @@ def create_app(
             monitor,
             preflight=preflight,
             standby_check=check,
+            standby_after=preloader.settled,
             margins=margins,
             on_fatal=lambda reason: _scheduler_died(app, reason),
         )
@@ -157,14 +158,9 @@ def exit_status(app: FastAPI) -> int | None:
     return None
 
 
-def _sleep_mode_check(preloader: Preloader) -> StandbyCheck:
-    """vLLM's answer on sleep mode (llmhost.backends.vllm), asked once the preload's imports
-    are done (it imports vLLM's platform detection)."""
+def _sleep_mode_check() -> str | None:
+    """vLLM's answer on sleep mode (llmhost.backends.vllm); the manager asks it once the
+    preload's imports are done (it imports vLLM's platform detection)."""
+    from llmhost.backends.vllm import sleep_mode_problem
 
-    def check() -> str | None:
-        from llmhost.backends.vllm import sleep_mode_problem
-
-        preloader.wait_all(timeout=300)
-        return sleep_mode_problem()
-
-    return check
+    return sleep_mode_problem()

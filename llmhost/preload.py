@@ -112,6 +112,16 @@ class Preloader:
             if not event.wait(max(0.0, deadline - time.monotonic())):
                 return
 
+    async def settled(self) -> None:
+        """Wait, on the event loop and holding no worker thread, until every preload import
+        is done (at once when there is no preload)."""
+        if self._thread is None:
+            return
+        for name in self.names:
+            arrival = self._arrival(name)
+            if arrival is not None:
+                await arrival.wait()
+
     def ready(self, name: str) -> bool:
         """Whether `name` needs no waiting: imported, and not still being imported."""
         event = self._done.get(name)

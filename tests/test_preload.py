@@ -135,3 +135,17 @@ async def test_a_request_after_the_preload_finished_does_not_wait(blocked: tuple
     preloader.wait_all(timeout=30)
     module: Any = await preloader.module(name)  # no thread, no event: the module at once
     assert module.VALUE == 42 and importer.calls == [name]
+
+
+async def test_settled_waits_for_every_import_on_the_loop(blocked: tuple[str, BlockedImport]) -> None:
+    name, importer = blocked
+    preloader = Preloader(["blocked"], import_module=importer)
+    await asyncio.wait_for(Preloader(["blocked"]).settled(), 5)  # no preload started: at once
+    preloader.start()
+    await asyncio.to_thread(importer.started.wait, 30)
+    waiting = asyncio.ensure_future(preloader.settled())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    importer.release.set()
+    await asyncio.wait_for(waiting, 30)
+    assert preloader.ready(name)

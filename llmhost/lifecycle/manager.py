@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -62,6 +62,8 @@ Estimator = Callable[[RouteConfig], "int | None"]
 # Why this platform has no sleep mode, None when it has one (called in a worker thread:
 # the default imports vLLM's platform detection, which takes seconds).
 StandbyCheck = Callable[[], "str | None"]
+# How long the standby check waits for what it runs after (the background imports).
+STANDBY_AFTER_SECONDS = 300
 
 
 class ModelManager:
@@ -75,6 +77,7 @@ class ModelManager:
         estimator: Estimator | None = None,
         preflight: Preflight | None = None,
         standby_check: StandbyCheck | None = None,
+        standby_after: Callable[[], Awaitable[None]] | None = None,
         margins: EngineMargins | None = None,
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
@@ -87,6 +90,9 @@ class ModelManager:
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._estimator = estimator if estimator is not None else _estimate_need
         self._standby_check = standby_check if standby_check is not None else _sleep_mode_problem
+        # Awaited before the check runs (the app: its background imports are done, since two
+        # threads importing vLLM at once can deadlock), on the loop, holding no worker thread.
+        self._standby_after = standby_after
         self._standby_checked = False
         self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
         self._scheduler = Scheduler(
@@ -151,6 +157,14 @@ class ModelManager:
         self._spawn(self._ask_standby(), "standby-check")
 
     async def _ask_standby(self) -> None:
+        if self._standby_after is not None:
+            try:
+                await asyncio.wait_for(self._standby_after(), STANDBY_AFTER_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning(
+                    "engine libraries still importing after %d s: asking about standby now",
+                    STANDBY_AFTER_SECONDS,
+                )
         try:
             problem = await asyncio.to_thread(self._standby_check)
         except Exception as exc:

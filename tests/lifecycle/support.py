@@ -52,6 +52,7 @@ def start_manager(
     clock: ManualClock | None = None,
     every_route: dict[str, object] | None = None,
     standby_check: Callable[[], str | None] | None = None,
+    standby_after: Callable[[], Awaitable[Any]] | None = None,
     preflight: Callable[[RouteConfig], str | None] | None = None,
     cat: Catalog | None = None,
     **host: Any,
@@ -65,6 +66,7 @@ def start_manager(
         gpu,
         clock=clock,
         standby_check=standby_check,
+        standby_after=standby_after,
         preflight=preflight,
     )
     manager.start()

@@ -45,3 +45,25 @@ async def test_a_standby_load_waits_for_the_platform_answer(answer: str | None, 
     assert a["memory_budget_bytes"] == pytest.approx(budget_gib * GIB, abs=GIB / 1000)
     assert a["standby"] == ("unavailable" if answer else "on")
     await manager.close()
+
+
+async def test_the_platform_question_waits_for_the_imports_without_a_thread() -> None:
+    # The app asks vLLM only once its background imports are done (two threads importing
+    # vLLM at once can deadlock); that wait is on the loop, not a worker thread held for
+    # up to 300 s while early requests need the executor.
+    rec = Recorder(gpu=FakeGpu(total_bytes=16 * GIB))
+    imports_done = asyncio.Event()
+    asked = threading.Event()
+
+    def check() -> str | None:
+        asked.set()
+        return None
+
+    manager, _ = start_manager(rec, every_route=STANDBY, standby_check=check, standby_after=imports_done.wait)
+    await settled(manager)
+    assert not asked.is_set()
+    assert {s["route"]: s for s in manager.snapshot()}["a"]["standby"] == "checking"
+    imports_done.set()
+    await within(asyncio.to_thread(asked.wait, 60))
+    await wait_until(manager, lambda: {s["route"]: s for s in manager.snapshot()}["a"]["standby"] == "on")
+    await manager.close()
