@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from llmhost.config import RouteConfig
 from llmhost.errors import invalid_body, vllm_client_error
-from llmhost.preload import Preloader
 from llmhost.state import HostState
 
 # The start-up preload imports vLLM in a background thread; an import of another vLLM
@@ -23,18 +22,18 @@ PRELOAD_WAIT_SECONDS = 300.0
 _imported: set[str] = set()  # whole: a module in sys.modules may still be importing
 
 
-def _import_after_preload(preload: Preloader, module_name: str) -> Any:
-    preload.wait_all(timeout=PRELOAD_WAIT_SECONDS)
-    return importlib.import_module(module_name)
-
-
 async def request_class(state: HostState, route: RouteConfig, module_name: str, class_name: str) -> Any:
     """vLLM's pydantic class; the first request imports it (off the event loop, counted as
     waiting for its model in /stats), the others find it imported."""
     if module_name in _imported:
         return getattr(sys.modules[module_name], class_name)
     with state.manager.preparing(route.name):
-        module = await asyncio.to_thread(_import_after_preload, state.preload, module_name)
+        # Waiting for the preload holds no worker thread: many requests can arrive during it.
+        try:
+            await asyncio.wait_for(state.preload.settled(), PRELOAD_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            pass  # import it here anyway; a failed preload says why in the log
+        module = await asyncio.to_thread(importlib.import_module, module_name)
     _imported.add(module_name)
     return getattr(module, class_name)
 
