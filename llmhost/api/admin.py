@@ -49,7 +49,7 @@ async def routes(request: Request) -> dict[str, Any]:
                 "model": route.model,
                 "served_names": list(route.served_names),
                 "auth": route.auth_mode,
-                "idle_seconds": route.effective_idle_seconds(host),
+                "idle_seconds": route.idle_unload_seconds(host),  # null: never (resident)
                 "state": state.manager.route_state(route.name).value,
                 "paths": _paths(route),
             }

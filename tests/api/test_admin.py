@@ -121,3 +121,12 @@ async def test_unload_refuses_unknown_routes_bad_bodies_and_missing_keys() -> No
         answer = (await client.post("/admin/unload", json={}, headers=keyed)).json()
         assert answer["freed_bytes"] is None and "no GPU in tests" in answer["freed_reason"]
     assert rec.events == []
+
+
+async def test_routes_says_a_resident_route_never_idles_out() -> None:
+    from tests.lifecycle.test_resident import resident_catalog
+
+    async with running(make_app(resident_catalog(idle_seconds=30), factory=Recorder().factory)) as client:
+        routes = {r["route"]: r for r in (await client.get("/routes")).json()["routes"]}
+        assert routes["e"]["idle_seconds"] is None  # resident, no idle_seconds of its own
+        assert routes["a"]["idle_seconds"] == 30.0
