@@ -8,6 +8,7 @@ the host's log line that says something happened (tests.hostproc.HostProcess).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -197,6 +198,11 @@ def test_a_killed_engine_core_under_load_is_replaced_and_no_request_hangs(tiny_m
             stop.set()
             for done in clients:
                 done.result(timeout=150)  # every request ended within its own timeout
+        # A stream's lease is released after its last chunk went out, so the client can be
+        # done a moment before the host is: wait for the release (it wakes the scheduler).
+        slot = manager.slots["coder"]
+        idle = manager.wait_until(lambda: not slot.active and not slot.waiting)
+        manager.run_soon(asyncio.wait_for(idle, BOUND)).result()
         stats = manager.snapshot()[0]
         assert stats["loads"] == 2 and stats["in_flight"] == 0 and stats["waiting"] == 0
     kill = killed_at[0]
