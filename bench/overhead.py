@@ -83,10 +83,10 @@ def _serve(app: Any, port: int) -> None:
 
 
 def serve_llmhost(port: int) -> None:
-    from llmhost.app import create_app
     from llmhost.config import parse_catalog
-    from llmhost.config_text import models_toml
-    from llmhost.gpu import NullMonitor
+    from llmhost.config.text import models_toml
+    from llmhost.gpu.monitor import NullMonitor
+    from llmhost.server.app import create_app
     from llmhost.settings import Settings
 
     tables = {"a": {"kind": "llm", "model": "fake/model", "served_names": [MODEL], "auth": "none"}}

@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.common import PYTHON
-from llmhost.config_text import models_toml
+from llmhost.config.text import models_toml
 
 # vLLM server flags for llmhost's [serving] options (what `vllm serve` calls them).
 _SERVING_FLAGS = {

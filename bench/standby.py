@@ -1,6 +1,6 @@
 """Section 6 (GPU only): warm standby against a cold start, on the same engine, per round.
 
-Each round runs llmhost.standby_check on route A: a cold start (engine created as the
+Each round runs llmhost.gpu_check.standby on route A: a cold start (engine created as the
 host creates it, first probe included), then a level-1 and a level-2 sleep and wake
 (wake plus the verifying probe). The comparison is wake ÷ cold start in the same round.
 Where vLLM has no sleep mode (a CPU) the section is skipped with vLLM's reason.
@@ -16,10 +16,10 @@ from bench.routes import Subjects
 
 
 def run(subjects: Subjects, rounds: int) -> list[dict[str, Any]]:
-    from llmhost import standby_check
     from llmhost.config import parse_catalog
-    from llmhost.config_text import models_toml
-    from llmhost.gpu import open_monitor
+    from llmhost.config.text import models_toml
+    from llmhost.gpu.monitor import open_monitor
+    from llmhost.gpu_check import standby as standby_check
 
     catalog = parse_catalog(models_toml(subjects.host, {subjects.llm_a.name: subjects.llm_a.table}))
     monitor = open_monitor()
@@ -37,6 +37,6 @@ def run(subjects: Subjects, rounds: int) -> list[dict[str, Any]]:
 
 def unavailable() -> str | None:
     """Why this machine cannot measure standby, None when it can."""
-    from llmhost.backends.vllm import sleep_mode_problem
+    from llmhost.backends.vllm.backend import sleep_mode_problem
 
     return sleep_mode_problem()

@@ -1,5 +1,5 @@
 """The bare-pipeline baseline: the same diffusers pipeline, called directly in a process
-of its own, loaded by llmhost's own loader functions (llmhost.backends.pipeline_load:
+of its own, loaded by llmhost's own loader functions (llmhost.backends.diffusion.load:
 same dtype, device, components and placement), generating with the same arguments and
 encoding the same PNG.
 
@@ -29,7 +29,7 @@ class Direct:
         import torch  # noqa: F401
         from diffusers import AutoPipelineForText2Image  # noqa: F401
 
-        from llmhost.backends.pipeline_load import open_pipeline, place, plan_load
+        from llmhost.backends.diffusion.load import open_pipeline, place, plan_load
         from llmhost.config import PipelineConfig
 
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmhost.config import Catalog, ConfigError
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -131,7 +131,7 @@ class Settings(BaseSettings):
 
                 text = f"auto: {request_wait_bound(applied):g} s (the worst swap these settings allow)"
             if key == "engine_margin_gib" and effective.engine_margin_gib is None:
-                text = "auto: measured, else 1 GiB"  # llmhost.margin; the line below the table
+                text = "auto: measured, else 1 GiB"  # llmhost.gpu.margin; the line below the table
             field = overrides.get(key)
             if field is not None and getattr(self, field) is not None:
                 where = f"{self.origin(field)} ({field.upper()})"

@@ -36,9 +36,9 @@ from typing import Any
 
 import httpx
 
-from llmhost.app import create_app
 from llmhost.config import Catalog, ConfigError, parse_catalog
-from llmhost.gpu import GIB, GpuMonitor, open_monitor
+from llmhost.gpu.monitor import GIB, GpuMonitor, open_monitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from llmhost.tiny_models import ensure_tiny_models
 
@@ -104,8 +104,8 @@ def run_on_routes(args: argparse.Namespace, config: Path | None, check: RouteChe
     """Load models.toml (or the demo's), keep the --only routes, run `check`, print its
     table and write its JSON; exit 1 when a route failed, 2 on a bad file."""
     from llmhost.cli import load
-    from llmhost.demo import write_demo_config
-    from llmhost.route_check import check_catalog
+    from llmhost.cli.demo import write_demo_config
+    from llmhost.gpu_check.routes import check_catalog
 
     try:
         settings, catalog = load(write_demo_config() if args.tiny else config)
@@ -126,7 +126,7 @@ def run_on_routes(args: argparse.Namespace, config: Path | None, check: RouteChe
 
 
 def check_routes(args: argparse.Namespace) -> int:
-    from llmhost import route_check
+    from llmhost.gpu_check import routes as route_check
 
     async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
         size = 64 if args.tiny else args.image_size
@@ -138,7 +138,7 @@ def check_routes(args: argparse.Namespace) -> int:
 
 
 def check_standby(args: argparse.Namespace) -> int:
-    from llmhost import standby_check
+    from llmhost.gpu_check import standby as standby_check
 
     async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
         results = await standby_check.check_standby(catalog, monitor)
@@ -153,7 +153,7 @@ def another_llmhost() -> str | None:
     configured port or holds the GPU. Its models would share the card with ours, and the
     service reads its own cache, not the one this user's check would fill."""
     from llmhost.cli.loading import settings_from_env
-    from llmhost.running import another_llmhost as running
+    from llmhost.gpu_check.running import another_llmhost as running
 
     try:
         settings = settings_from_env()  # LLMHOST_HOST and LLMHOST_PORT, from the environment or .env

@@ -31,9 +31,9 @@ from typing import Any
 
 import psutil
 
-from llmhost.backends.diffusion import DiffusionBackend, ImageJob
+from llmhost.backends.diffusion.backend import DiffusionBackend, ImageJob
 from llmhost.config import HostConfig, parse_catalog
-from llmhost.gpu import GIB, GpuMonitor, open_monitor
+from llmhost.gpu.monitor import GIB, GpuMonitor, open_monitor
 
 VARIANTS = [("none", True), ("none", False), ("model", True), ("model", False), ("sequential", True)]
 

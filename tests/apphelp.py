@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from llmhost.app import create_app
 from llmhost.backends.base import BackendFactory
 from llmhost.config import Catalog
-from llmhost.config_text import toml_assignments, toml_table
-from llmhost.gpu import GpuMonitor, NullMonitor
+from llmhost.config.text import toml_assignments, toml_table
+from llmhost.gpu.monitor import GpuMonitor, NullMonitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 
 

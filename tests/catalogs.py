@@ -1,4 +1,4 @@
-"""The catalogs the app-level tests share, written by `llmhost.config_text` (the one
+"""The catalogs the app-level tests share, written by `llmhost.config.text` (the one
 models.toml writer) and parsed as the host parses models.toml.
 
 A route here is a dict of its `[routes.NAME]` table; `text()` writes a whole models.toml
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmhost.config import Catalog, parse_catalog
-from llmhost.config_text import models_toml
+from llmhost.config.text import models_toml
 
 Routes = Mapping[str, Mapping[str, Any]]
 

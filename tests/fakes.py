@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig, parse_catalog
-from llmhost.config_text import models_toml
-from llmhost.gpu import GIB, GpuMemory
+from llmhost.config.text import models_toml
+from llmhost.gpu.monitor import GIB, GpuMemory
 
 
 @dataclass
@@ -164,7 +164,7 @@ def catalog(
 
     The engine margin is pinned at 0.75 GiB, the figure the lifecycle tests' arithmetic
     is written for; `engine_margin_gib=None` leaves it unset (default or measured, as
-    tests/test_margin.py checks)."""
+    tests/gpu/test_margin.py checks)."""
     tables = {
         n: {"kind": "llm", "model": f"org/{n}", "served_names": [f"{n}-model"], **(every_route or {})}
         for n in routes

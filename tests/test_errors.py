@@ -23,7 +23,7 @@ from llmhost.errors import (
     vllm_error,
     vllm_error_status,
 )
-from llmhost.preload import THREAD_NAME
+from llmhost.server.preload import THREAD_NAME
 from tests import catalogs
 from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder
@@ -125,7 +125,7 @@ async def test_an_unknown_endpoint_is_a_404_envelope() -> None:
 
 def _import_after_any_preload() -> None:
     """Let the background imports of apps started by earlier tests finish first: two threads
-    importing vLLM at once fail on partly initialised modules (llmhost.preload)."""
+    importing vLLM at once fail on partly initialised modules (llmhost.server.preload)."""
     for thread in threading.enumerate():
         if thread.name == THREAD_NAME:
             thread.join()

@@ -2,7 +2,7 @@
 valid, vLLM can pool their models, and their GPU need is what the comment beside them says
 (`llmhost check --gpu-memory 16`), alone and beside the 4-bit chat route under "fit".
 
-Their models' architectures and sizes: tests/test_estimate_pooling.py; the 4-bit Llama's:
+Their models' architectures and sizes: tests/estimate/test_pooling.py; the 4-bit Llama's:
 tests/test_shipped_fit.py. A fake Hugging Face cache holds their config.json, Qwen3-Embedding's
 modules.json and sparse weight files of the published sizes."""
 
@@ -15,8 +15,8 @@ import pytest
 
 from llmhost.config import Catalog, parse_catalog
 from llmhost.estimate import GIB, TIGHT_FRACTION, estimate_route
-from llmhost.pooling_check import problem
-from tests.test_estimate_pooling import BGE_RERANKER, QWEN3_EMBEDDING
+from llmhost.preflight.pooling import problem
+from tests.estimate.test_pooling import BGE_RERANKER, QWEN3_EMBEDDING
 from tests.test_shipped_fit import CARD, NEW, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -167,7 +167,7 @@ def test_llmhost_unit_contract() -> None:
         assert not any("network-online.target" in v for v in values.get(key, [])), key
     # The GPU's device nodes must stay visible: /dev/nvidia*, and /dev/dxg under WSL2.
     assert gpu_device_problems(values) == []
-    # `systemctl reload llmhost`: SIGHUP re-reads models.toml (llmhost/reload.py).
+    # `systemctl reload llmhost`: SIGHUP re-reads models.toml (llmhost/server/reload.py).
     assert values["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert values["ProtectSystem"] == ["strict"] and values["NoNewPrivileges"] == ["yes"]
     # llmhost's own bound on a shutdown: uvicorn's drain, then the manager's drain plus

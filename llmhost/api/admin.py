@@ -13,9 +13,9 @@ from llmhost.api.body import json_body, parse_body
 from llmhost.api.resolve import is_image_route
 from llmhost.config import ConfigError, RouteConfig
 from llmhost.errors import InvalidRequest, error_body
-from llmhost.gpu import GpuMonitor
-from llmhost.metrics import render_metrics
-from llmhost.state import host_state
+from llmhost.gpu.monitor import GpuMonitor
+from llmhost.server.host_state import host_state
+from llmhost.server.metrics import render_metrics
 
 router = APIRouter(tags=["admin"])
 
@@ -102,7 +102,7 @@ async def stats(request: Request) -> dict[str, Any]:
 @router.post("/admin/reload")
 async def reload(request: Request) -> dict[str, Any]:
     """Re-read models.toml; an invalid edit is refused with its message and nothing changes."""
-    from llmhost.reload import reload_catalog
+    from llmhost.server.reload import reload_catalog
 
     state = host_state(request)
     state.keys.require(request)

@@ -18,7 +18,7 @@ from llmhost.backends.base import LlmBackend
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, engine_failed, vllm_error
 from llmhost.lifecycle.slot import Lease
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 log = logging.getLogger("llmhost")
 

@@ -13,7 +13,7 @@ from llmhost.backends import REGISTRY
 from llmhost.backends.base import ImageBackend
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest, ModelNotFound, RouteNotFound
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 _JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 

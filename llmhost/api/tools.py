@@ -29,7 +29,7 @@ from llmhost.errors import (
     SearchUnavailable,
     invalid_body,
 )
-from llmhost.state import HostState, host_state
+from llmhost.server.host_state import HostState, host_state
 
 router = APIRouter(tags=["tools"])
 

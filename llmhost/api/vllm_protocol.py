@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from llmhost.config import RouteConfig
 from llmhost.errors import invalid_body, vllm_client_error
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 # The start-up preload imports vLLM in a background thread; an import of another vLLM
 # module in a second thread meanwhile could deadlock on import locks, so it waits.

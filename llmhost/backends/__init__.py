@@ -4,16 +4,18 @@ so the host starts without importing vLLM, torch or diffusers."""
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from llmhost.backends.base import Backend, BackendFactory
-from llmhost.config import HostConfig, RouteConfig
+if TYPE_CHECKING:  # the watchdog (python -m llmhost.backends.vllm.reaper) imports this package
+    from llmhost.backends.base import Backend
+    from llmhost.config import HostConfig, RouteConfig
 
 # kind -> "module:Class"; a registry, not an if/elif over kinds.
 REGISTRY: dict[str, str] = {
-    "llm": "llmhost.backends.vllm:VllmBackend",
-    "diffusion": "llmhost.backends.diffusion:DiffusionBackend",
-    "embedding": "llmhost.backends.vllm_pooling:VllmPoolingBackend",
-    "rerank": "llmhost.backends.vllm_pooling:VllmPoolingBackend",
+    "llm": "llmhost.backends.vllm.backend:VllmBackend",
+    "diffusion": "llmhost.backends.diffusion.backend:DiffusionBackend",
+    "embedding": "llmhost.backends.vllm.pooling:VllmPoolingBackend",
+    "rerank": "llmhost.backends.vllm.pooling:VllmPoolingBackend",
 }
 
 
@@ -24,4 +26,4 @@ def create_backend(route: RouteConfig, host: HostConfig) -> Backend:
     return backend
 
 
-__all__ = ["REGISTRY", "Backend", "BackendFactory", "create_backend"]
+__all__ = ["REGISTRY", "create_backend"]

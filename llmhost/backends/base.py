@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from llmhost.config import HostConfig, RouteConfig
 
 if TYPE_CHECKING:
-    from llmhost.backends.diffusion import ImageJob, ImageResult
+    from llmhost.backends.diffusion.backend import ImageJob, ImageResult
 
 
 # How long an abandoned start may take to return once its backend was stopped (vLLM's

@@ -10,7 +10,7 @@ from llmhost.settings import Settings, refuse_exposure
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from llmhost.preflight import refuse_missing
+    from llmhost.preflight.model import refuse_missing
 
     settings, raw = load_raw(args.config)
     catalog = settings.apply_to(raw)
@@ -40,7 +40,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     _print_settings(settings.effective(raw, args.config))
     _print_standby(catalog)
-    from llmhost.margin import check_line  # the engine margin in use, and where it came from
+    from llmhost.gpu.margin import check_line  # the engine margin in use, and where it came from
 
     print("\n" + check_line(catalog.host, settings.weights_cache()))
     from llmhost.estimate import standby as standby_ram  # does level 1 fit standby_ram_gib?
@@ -56,8 +56,7 @@ def _print_doctor(
     args: argparse.Namespace, settings: Settings, catalog: Catalog, host: str, port: int
 ) -> None:
     """The warnings block (what will fail later) and the "Next:" line."""
-    from llmhost import ports
-    from llmhost.cli import doctor
+    from llmhost.cli import doctor, ports
 
     taken = ports.port_problem(host, port)
     found = doctor.warnings(settings, catalog, taken, online=args.online)
@@ -80,7 +79,7 @@ def _print_standby(catalog: Catalog) -> None:
         return
     names = ", ".join(f"{r.name} (level {r.sleep_level})" for r in wanting)
     try:
-        from llmhost.backends.vllm import sleep_mode_problem
+        from llmhost.backends.vllm.backend import sleep_mode_problem
 
         problem = sleep_mode_problem()  # imports vLLM's platform detection: a few seconds
     except ImportError as exc:

@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmhost import ports
+from llmhost.cli import ports
 from llmhost.config import Catalog, RouteConfig
-from llmhost.preflight import looks_like_path
+from llmhost.preflight.model import looks_like_path
 from llmhost.pull.cache import problem, sudo, user_name
 from llmhost.settings import Settings, can_write, dotenv_path
 

@@ -109,7 +109,7 @@ def quick_exit(code: int) -> NoReturn:
     """End the process now, its work done: logs and output flushed, the engines' log
     files removed, no interpreter teardown (which with vLLM loaded takes seconds and
     prints vLLM's complaints about objects it finalizes too late)."""
-    from llmhost.backends.engine_failure import remove_log_dir
+    from llmhost.backends.vllm.failure import remove_log_dir
 
     remove_log_dir()
     logging.shutdown()

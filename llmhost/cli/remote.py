@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from llmhost.cli.loading import settings_from_env
-from llmhost.ports import url_host
+from llmhost.cli.ports import url_host
 from llmhost.settings import Settings
 
 # What to run when the host does not answer: it runs as a systemd service, whose state and
@@ -30,7 +30,7 @@ when the host does not answer:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from llmhost.status import NoAnswer, Unreachable, fetch_stats, render
+    from llmhost.cli.status import NoAnswer, Unreachable, fetch_stats, render
 
     settings = settings_from_env()
     url = args.url or local_url(settings)

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from llmhost.cli.loading import load, settings_from_env
-from llmhost.ports import port_problem
+from llmhost.cli.ports import port_problem
 from llmhost.settings import refuse_exposure
 
 log = logging.getLogger("llmhost")
@@ -20,7 +20,7 @@ PORT_TAKEN = 3
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from llmhost.demo import next_steps, write_demo_config
+    from llmhost.cli.demo import next_steps, write_demo_config
 
     print("llmhost demo: building the tiny local models (once; cached)...", flush=True)
     args.config = write_demo_config()
@@ -41,8 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return PORT_TAKEN
     import uvicorn
 
-    from llmhost.app import create_app, exit_status
-    from llmhost.notify import Notifier, NotifyingServer
+    from llmhost.cli.notify import Notifier, NotifyingServer
+    from llmhost.server.app import create_app, exit_status
 
     notifier = Notifier()
 
@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The stop signal abandons loads in progress and refuses new work at once; requests
     # in flight still finish during uvicorn's drain (issue: a stop sat out a cold load).
     server = NotifyingServer(config, notifier, on_stop=lambda: _begin_close(app))
-    # The model scheduler died (llmhost.app): stop like on SIGTERM, then exit non-zero.
+    # The model scheduler died (llmhost.server.app): stop like on SIGTERM, then exit non-zero.
     app.state.stop_server = lambda: setattr(server, "should_exit", True)
     try:
         server.run()

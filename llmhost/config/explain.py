@@ -13,7 +13,7 @@ from pydantic import (
 
 from llmhost.config.host import HostConfig, SearchConfig
 from llmhost.config.route import PipelineConfig, RouteConfig, ServingConfig
-from llmhost.config_text import as_toml
+from llmhost.config.text import as_toml
 
 
 def explain_errors(source: str, exc: ValidationError, raw: Mapping[str, Any], prefix: str = "") -> str:

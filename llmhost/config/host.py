@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from llmhost.config.base import Frozen
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 # The default standby_ram_gib as a share of total RAM: the rest stays for the host,
 # the engines' own processes, the desktop and the page cache that makes loads fast.
@@ -56,7 +56,7 @@ class HostConfig(Frozen):
         le=8,
         description=(
             "GPU memory left free beside an engine's budget (its CUDA context); "
-            "default: measured on this machine, else 1.0 (llmhost.margin)"
+            "default: measured on this machine, else 1.0 (llmhost.gpu.margin)"
         ),
     )
     standby_ram_gib: float | None = Field(

@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 from llmhost import vllm_source
 from llmhost.config.base import Frozen
 from llmhost.config.host import HostConfig
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 # Paths the host itself serves; a route with one of these names would shadow them.
 RESERVED_ROUTE_NAMES = frozenset(
@@ -94,7 +94,7 @@ class PipelineConfig(Frozen):
     @field_validator("max_edge")
     @classmethod
     def _max_edge(cls, edge: int) -> int:
-        # Image sides are multiples of 16 (llmhost.image_size.DEFAULT_SIZE_MULTIPLE).
+        # Image sides are multiples of 16 (llmhost.config.image_size.DEFAULT_SIZE_MULTIPLE).
         if edge % 16:
             lower, upper = edge - edge % 16, edge - edge % 16 + 16
             raise ValueError(

@@ -1,5 +1,5 @@
 """Which routes vLLM would refuse at their max_model_len on a card, and what the host's
-retry would fit them to (llmhost.backends.context_fit), for `llmhost check --gpu-memory`.
+retry would fit them to (llmhost.backends.vllm.context_fit), for `llmhost check --gpu-memory`.
 
 The same accounting as the fit verdict (llmhost.estimate.result.verdict): what the route
 needs besides its KV cache, against 90% of the card; the KV cache gets the rest. Where
@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from llmhost.backends.context_fit import BLOCK_TOKENS, SLACK
+from llmhost.backends.vllm.context_fit import BLOCK_TOKENS, SLACK
 from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.result import RouteEstimate
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 
 def fitted_context(estimate: RouteEstimate, gpu_bytes: int) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 MIB = 1024**2
 

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 
 from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.result import RouteEstimate, resident_together, verdict
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 
 
 def detected_gpu_bytes() -> tuple[int | None, str]:
     """Total memory of the GPU NVML sees, and a phrase naming it (or saying why none)."""
-    from llmhost.gpu import open_monitor
+    from llmhost.gpu.monitor import open_monitor
 
     gpu_log = logging.getLogger("llmhost.gpu")
     level = gpu_log.level

@@ -24,7 +24,7 @@ from pathlib import Path
 from llmhost.config import Catalog, RouteConfig
 from llmhost.config.host import STANDBY_RAM_SHARE
 from llmhost.estimate.result import RouteEstimate
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 from llmhost.settings import Settings
 
 # psutil inside the WSL2 VM sees a little less than `.wslconfig` memory= (what the kernel

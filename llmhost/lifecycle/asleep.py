@@ -4,7 +4,7 @@ vLLM's sleep gives back the weights and the KV cache; the engine's CUDA context 
 (about the engine margin), and so does its CUDA-graph pool unless the engine argument
 `sleep_mode_offload_cudagraph` is on (vLLM 0.32's ModelConfig: "Back up CUDA graph memory
 to CPU during sleep, restored in place on wake"; about 0.5 GiB measured on a 4080). The
-host turns it on for standby routes (llmhost.backends.vllm), so an asleep engine keeps
+host turns it on for standby routes (llmhost.backends.vllm.backend), so an asleep engine keeps
 its context only; a route that turns it off in [engine] keeps its graphs on the GPU, and
 the engines loaded beside it leave room for them too (llmhost.lifecycle.scheduler).
 """

@@ -36,11 +36,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from llmhost import heap
+from llmhost.backends import heap
 from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, Overloaded, RouteNotFound, ShuttingDown
-from llmhost.gpu import GpuMonitor
+from llmhost.gpu.margin import EngineMargins
+from llmhost.gpu.monitor import GpuMonitor
 from llmhost.lifecycle import operations
 from llmhost.lifecycle.bounds import request_wait_bound
 from llmhost.lifecycle.clock import Clock, MonotonicClock
@@ -48,7 +49,6 @@ from llmhost.lifecycle.scheduler import Preflight, Scheduler, StandbyPlatform
 from llmhost.lifecycle.sizing import wants_estimate
 from llmhost.lifecycle.slot import Lease, Slot, Ticket
 from llmhost.lifecycle.state import ModelState, has_engine
-from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -458,7 +458,7 @@ class ModelManager:
 
 def _sleep_mode_problem() -> str | None:
     """The default standby check: vLLM's own answer for this platform."""
-    from llmhost.backends.vllm import sleep_mode_problem
+    from llmhost.backends.vllm.backend import sleep_mode_problem
 
     return sleep_mode_problem()
 

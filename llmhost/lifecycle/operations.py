@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory, LoadFailed, Probe, Sleeper
-from llmhost.backends.engine_failure import describe
+from llmhost.backends.vllm.failure import describe
 from llmhost.config import HostConfig, RouteConfig
-from llmhost.gpu import GpuMemory, GpuMonitor, settle
+from llmhost.gpu.monitor import GpuMemory, GpuMonitor, settle
 
 log = logging.getLogger("llmhost.lifecycle")
 

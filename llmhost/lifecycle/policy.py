@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from llmhost.gpu import GIB, GpuMemory
+from llmhost.gpu.monitor import GIB, GpuMemory
 
 Policy = Literal["exclusive", "fit"]
 

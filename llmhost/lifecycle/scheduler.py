@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from llmhost.backends.base import BackendFactory, Sleeper
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.errors import ModelNotFound, ModelUnavailable, ShuttingDown
-from llmhost.gpu import GpuMonitor
+from llmhost.gpu.margin import EngineMargins
+from llmhost.gpu.monitor import GpuMonitor
 from llmhost.lifecycle.asleep import asleep_graph_bytes
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import Abandoned
@@ -30,11 +31,10 @@ from llmhost.lifecycle.sizing import resident_hold_bytes
 from llmhost.lifecycle.slot import Lease, Slot
 from llmhost.lifecycle.state import ModelState, has_engine, is_resident
 from llmhost.lifecycle.transitions import Operation, Transitions, failed_error, need_of
-from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
-# Why a route's model cannot be found (llmhost.preflight.problem), None when it may load.
+# Why a route's model cannot be found (llmhost.preflight.model.problem), None when it may load.
 Preflight = Callable[[RouteConfig], "str | None"]
 
 

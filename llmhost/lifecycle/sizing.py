@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 from llmhost.config import RouteConfig
-from llmhost.gpu import GIB, GpuMemory
+from llmhost.gpu.monitor import GIB, GpuMemory
 
 # vLLM's own default for gpu_memory_utilization.
 VLLM_DEFAULT_UTILIZATION = 0.9

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmhost.backends.base import Backend, Probe
-from llmhost.backends.engine_start import EngineStart, start_stats
+from llmhost.backends.vllm.start_report import EngineStart, start_stats
 from llmhost.config import RouteConfig
 from llmhost.lifecycle.asleep import cudagraphs_asleep
 from llmhost.lifecycle.durations import Durations

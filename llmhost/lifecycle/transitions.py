@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmhost.backends.base import BackendFactory, Sleeper
-from llmhost.backends.engine_start import engine_start_of
+from llmhost.backends.vllm.start_report import engine_start_of
 from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu import GIB, GpuMemory, GpuMonitor
+from llmhost.gpu.margin import EngineMargins
+from llmhost.gpu.monitor import GIB, GpuMemory, GpuMonitor
 from llmhost.lifecycle import operations
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import (
@@ -44,7 +45,6 @@ from llmhost.lifecycle.operations import (
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
-from llmhost.margin import EngineMargins
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -91,7 +91,7 @@ class Transitions:
         self._clock = clock
         self._wake = wake
         self._standby_unavailable = standby_unavailable  # the platform's reason, said once at start-up
-        self.margins = margins if margins is not None else EngineMargins()  # llmhost.margin
+        self.margins = margins if margins is not None else EngineMargins()  # llmhost.gpu.margin
         self.op: Operation | None = None  # the GPU operation in progress
         # Engines no model owns any more, shut down as the next GPU operations: a load's
         # outcome for a slot that moved on, or the engine of a model whose handling raised.

@@ -62,7 +62,7 @@ def _component(name: str) -> str:
 
 
 def skipped_components(index: Mapping[str, Any], pipeline: Any) -> set[str]:
-    """The components llmhost passes as None to from_pretrained (llmhost.backends.pipeline_load):
+    """The components llmhost passes as None to from_pretrained (llmhost.backends.diffusion.load):
     diffusers then neither loads nor downloads them."""
     skipped: set[str] = set()
     if not getattr(pipeline, "text_encoder_3", True) and _named(index, "text_encoder_3"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from llmhost.config_text import as_toml
+from llmhost.config.text import as_toml
 from llmhost.vllm_source.field_types import ANY, Accepts, annotation_accepts
 from llmhost.vllm_source.parsers import parser_problem
 from llmhost.vllm_source.quantization import quantization_problem

@@ -6,7 +6,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-from llmhost.config_text import as_toml
+from llmhost.config.text import as_toml
 from llmhost.vllm_source.source import definition
 
 _SIMPLE = ("int", "float", "bool", "str")

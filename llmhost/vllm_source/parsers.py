@@ -6,7 +6,7 @@ import ast
 import difflib
 from functools import cache
 
-from llmhost.config_text import as_toml
+from llmhost.config.text import as_toml
 from llmhost.vllm_source.source import module_ast, suggest, vllm_name
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from llmhost.config_text import as_toml
+from llmhost.config.text import as_toml
 from llmhost.vllm_source.field_types import annotation_accepts
 from llmhost.vllm_source.source import definition, suggest, vllm_name
 

@@ -67,7 +67,7 @@ AGENT_CONTEXT = 65536
 def agent_route(name: str, model: object, served: str) -> str:
     """A [routes.NAME] table for the tiny `llm` with a tool parser and the long context the
     agents need (tests.apphelp.tiny_llm_route, with more positions)."""
-    from llmhost.config_text import toml_table
+    from llmhost.config.text import toml_table
     from llmhost.tiny_models import tiny_engine_args
 
     engine = {

@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from llmhost.api.streaming import LeasedStream, LeaseHold
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import Recorder, catalog

@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from llmhost.app import create_app
 from llmhost.config import ConfigError, SearchConfig, load_catalog, parse_catalog
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from tests import catalogs
 from tests.apphelp import running

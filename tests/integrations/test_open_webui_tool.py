@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from llmhost.app import create_app
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from tests.api.test_tools import CATALOG, _SearXNG, _serve, seen
 from tests.apphelp import ServerThread

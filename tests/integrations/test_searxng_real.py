@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from llmhost.app import create_app
 from llmhost.config import Catalog, parse_catalog
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from tests.apphelp import ServerThread
 from tests.fakes import Recorder

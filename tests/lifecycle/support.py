@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig
-from llmhost.gpu import GpuMonitor, NullMonitor
+from llmhost.gpu.monitor import GpuMonitor, NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeBackend, Recorder, catalog

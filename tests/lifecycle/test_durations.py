@@ -4,7 +4,7 @@ values: memory and /metrics' work stay the same after ten thousand loads as afte
 from __future__ import annotations
 
 from llmhost.lifecycle.slot import COLD_START_BUCKETS, Slot
-from llmhost.metrics import render_metrics
+from llmhost.server.metrics import render_metrics
 from tests.fakes import catalog
 
 

@@ -23,12 +23,11 @@ import httpx
 import psutil
 import pytest
 
-from llmhost.backends.vllm import VllmBackend
+from llmhost.backends.vllm.backend import VllmBackend
 from llmhost.config import Catalog, parse_catalog
 from llmhost.lifecycle.state import ModelState
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
 from tests.hostproc import HostProcess, alive, engines_below, wait_gone
-from tests.hostproc import wait_until as wait_until
 
 pytestmark = pytest.mark.engine
 

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from llmhost.errors import ModelUnavailable, Overloaded, ShuttingDown
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeGpu, Recorder, catalog
 from tests.lifecycle.support import (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from llmhost.gpu import GIB, GpuMemory
+from llmhost.gpu.monitor import GIB, GpuMemory
 from llmhost.lifecycle.policy import Asleep, Policy, Resident, plan_eviction, plan_standby
 
 TOTAL = 16 * GIB

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.scheduler import Scheduler
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState

@@ -10,7 +10,7 @@ import pytest
 
 from llmhost.config import RouteConfig
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu import GIB, GpuMemory
+from llmhost.gpu.monitor import GIB, GpuMemory
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.sizing import (
     engine_budget,

@@ -1,6 +1,6 @@
 """Warm standby through the manager with a fake backend that sleeps: every decision
 (sleep instead of unload, the RAM budget, wake on request, the probe after each wake,
-the fallbacks) deterministically. The real engine's side is in tests/backends/test_vllm_standby.py."""
+the fallbacks) deterministically. The real engine's side is in tests/backends/vllm/test_standby.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llmhost.estimate.figures import CUDA_GRAPH_BYTES
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeGpu, Recorder, catalog

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from llmhost.gpu import GIB
+from llmhost.gpu.monitor import GIB
 from tests.fakes import FakeGpu, Recorder
 from tests.lifecycle.support import settled, start_manager, use, wait_until, within
 

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from llmhost import app as host_app
 from llmhost.config import RouteConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
+from llmhost.server import app as host_app
 from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder, catalog
 from tests.lifecycle.support import GatedRecorder, start_manager, use, wait_state, wait_until, within

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.operations import Loaded
 from llmhost.lifecycle.scheduler import Scheduler, StandbyPlatform
 from llmhost.lifecycle.slot import Slot, Ticket

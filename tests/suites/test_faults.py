@@ -17,7 +17,7 @@ import pytest
 
 from llmhost.config import parse_catalog
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
-from tests.lifecycle.test_engines import wait_until
+from tests.hostproc import wait_until
 
 pytestmark = pytest.mark.engine
 

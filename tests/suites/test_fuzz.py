@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from llmhost.backends.diffusion import ImageJob, ImageResult
+from llmhost.backends.diffusion.backend import ImageJob, ImageResult
 from llmhost.config import HostConfig, RouteConfig
-from llmhost.preload import THREAD_NAME
+from llmhost.server.preload import THREAD_NAME
 from tests import catalogs
 from tests.apphelp import make_app
 from tests.fakes import FakeBackend, Recorder
@@ -125,7 +125,7 @@ class Fuzzing:
 
 
 def _after_any_preload() -> None:
-    """Wait for the background imports of the apps started so far (llmhost.preload).
+    """Wait for the background imports of the apps started so far (llmhost.server.preload).
 
     Hypothesis reads optional libraries straight out of `sys.modules` without importing
     them (`sys.modules["numpy"].ndarray` when it checks a sample; attr, anyio and others

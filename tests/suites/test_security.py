@@ -393,7 +393,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
     """Records what the server would listen on instead of serving; no .env of a developer is read."""
     import signal
 
-    from llmhost.notify import NotifyingServer
+    from llmhost.cli.notify import NotifyingServer
 
     calls: list[dict[str, Any]] = []
 

@@ -17,7 +17,7 @@ from llmhost.api.anthropic.serving import serve
 from llmhost.api.body import json_body
 from llmhost.api.resolve import resolve_llm_model, route_by_path
 from llmhost.errors import HostError
-from llmhost.state import host_state
+from llmhost.server.host_state import host_state
 
 router = APIRouter()
 

@@ -3,7 +3,7 @@ Messages API paths: what the anthropic SDKs and Claude Code parse. Same statuses
 Retry-After headers as everywhere else; only the body differs from OpenAI's envelope.
 
 Which paths those are is decided here only (`is_anthropic_path`), for the handlers of the
-Messages API, the body-size limit (llmhost.body_limit) and the errors the app raises
+Messages API, the body-size limit (llmhost.server.body_limit) and the errors the app raises
 before any handler runs (`install_error_shape`: 404 under /v1/messages, 405, 422, 500)."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from llmhost.api import vllm_protocol
 from llmhost.config import RouteConfig
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 MODULE = "vllm.entrypoints.anthropic.protocol"
 

@@ -25,7 +25,7 @@ from llmhost.backends.base import LlmBackend
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, vllm_error, vllm_error_status
 from llmhost.lifecycle.slot import Lease
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 log = logging.getLogger("llmhost.api")
 

@@ -12,7 +12,7 @@ from llmhost.api.body import json_body
 from llmhost.api.chat.protocol import Endpoint, parse_request
 from llmhost.api.chat.serving import model_list, serve
 from llmhost.api.resolve import resolve_llm_model, route_by_path
-from llmhost.state import HostState, host_state
+from llmhost.server.host_state import HostState, host_state
 
 router = APIRouter()
 

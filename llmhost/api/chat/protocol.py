@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from llmhost.config import RouteConfig
 from llmhost.errors import invalid_body, vllm_client_error
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 Endpoint = Literal["chat", "completion"]
 
@@ -21,7 +21,7 @@ _PROTOCOLS: dict[Endpoint, tuple[str, str]] = {
 
 
 async def _request_class(state: HostState, route: RouteConfig, endpoint: Endpoint) -> Any:
-    """vLLM's pydantic request class. Imported in the background at start-up (llmhost.preload);
+    """vLLM's pydantic request class. Imported in the background at start-up (llmhost.server.preload);
     a request that comes before that is done waits for it, and counts as waiting."""
     module_name, class_name = _PROTOCOLS[endpoint]
     module = sys.modules.get(module_name)

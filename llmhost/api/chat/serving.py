@@ -32,7 +32,7 @@ from llmhost.api.chat.protocol import Endpoint
 from llmhost.api.disconnect import until_disconnected
 from llmhost.api.streaming import LeasedStream, LeaseHold
 from llmhost.backends.base import LlmBackend, ServingResult
-from llmhost.backends.engine_start import served_context
+from llmhost.backends.vllm.start_report import served_context
 from llmhost.config import RouteConfig
 from llmhost.errors import (
     HostError,
@@ -47,7 +47,7 @@ from llmhost.errors import (
 )
 from llmhost.lifecycle.slot import Lease
 from llmhost.lifecycle.state import ModelState
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 log = logging.getLogger("llmhost")
 

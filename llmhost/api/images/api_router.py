@@ -21,7 +21,7 @@ from llmhost.api.images.serving import generate_answer, images_answer, run_job
 from llmhost.api.images.validation import image_job, images_job
 from llmhost.api.resolve import image_route_by_path, resolve_image_model
 from llmhost.lifecycle.state import ModelState
-from llmhost.state import host_state
+from llmhost.server.host_state import host_state
 
 router = APIRouter(tags=["vision"])
 

@@ -18,11 +18,11 @@ from fastapi import Request
 from llmhost.api.disconnect import until_disconnected
 from llmhost.api.images.queue import QueueFull, image_queue
 from llmhost.backends.base import ImageBackend
-from llmhost.backends.diffusion import ImageJob, ImageResult
+from llmhost.backends.diffusion.backend import ImageJob, ImageResult
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, ModelUnavailable
-from llmhost.preload import MODULES_BY_KIND
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
+from llmhost.server.preload import MODULES_BY_KIND
 
 log = logging.getLogger("llmhost.vision")
 
@@ -70,7 +70,7 @@ async def _queued(
 
 
 async def _preloaded(state: HostState, route: RouteConfig) -> None:
-    """Wait for the background import of the pipeline library (llmhost.preload) before the
+    """Wait for the background import of the pipeline library (llmhost.server.preload) before the
     lease can start a load: diffusers' lazy module, imported in two threads at once, can
     fail with "cannot import name". The wait counts as waiting, as it does for chat."""
     for name in MODULES_BY_KIND.get(route.kind, ()):

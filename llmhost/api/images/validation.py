@@ -7,7 +7,7 @@ import re
 import secrets
 
 from llmhost.api.images.protocol import ImagesRequest, Tuning
-from llmhost.backends.diffusion import DEFAULT_SIZE_MULTIPLE, ImageJob, check_size
+from llmhost.backends.diffusion.backend import DEFAULT_SIZE_MULTIPLE, ImageJob, check_size
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest
 

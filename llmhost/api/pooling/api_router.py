@@ -11,7 +11,7 @@ from llmhost.api.body import json_body
 from llmhost.api.pooling.protocol import KIND, Endpoint, parse_request
 from llmhost.api.pooling.serving import serve
 from llmhost.api.resolve import resolve_pooling_model, route_by_path
-from llmhost.state import host_state
+from llmhost.server.host_state import host_state
 
 router = APIRouter()
 

@@ -13,7 +13,7 @@ from pydantic_core import InitErrorDetails
 
 from llmhost.config import RouteConfig
 from llmhost.errors import invalid_body, vllm_client_error
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 Endpoint = Literal["embeddings", "rerank"]
 
@@ -29,7 +29,7 @@ _ADAPTERS: dict[Endpoint, TypeAdapter[Any]] = {}
 
 async def _adapter(state: HostState, route: RouteConfig, endpoint: Endpoint) -> TypeAdapter[Any]:
     """A validator for vLLM's request type (EmbeddingRequest is an annotated union, not a
-    class). Its module is imported in the background at start-up (llmhost.preload); a
+    class). Its module is imported in the background at start-up (llmhost.server.preload); a
     request that comes before that is done waits for it, and counts as waiting."""
     adapter = _ADAPTERS.get(endpoint)
     if adapter is not None:

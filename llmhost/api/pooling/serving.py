@@ -3,7 +3,7 @@ route's vLLM pooling serving object; its response is vLLM's own (one JSON body, 
 raw bytes of `encoding_format` "bytes"), finished before the lease is released.
 
 The lease is what /stats and /metrics count (in flight, waiting, refused, last hit), as
-for every route; the engine's own `vllm:` metrics come with it (llmhost.metrics).
+for every route; the engine's own `vllm:` metrics come with it (llmhost.server.metrics).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from fastapi.responses import Response
 from llmhost.api.disconnect import until_disconnected
 from llmhost.api.pooling.protocol import Endpoint
 from llmhost.api.streaming import LeaseHold
-from llmhost.backends.vllm_pooling import PoolingBackend, PoolingServing
+from llmhost.backends.vllm.pooling import PoolingBackend, PoolingServing
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, InvalidRequest, vllm_error
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 
 async def serve(

@@ -15,7 +15,7 @@ from llmhost.api.resolve import resolve_llm_model, route_by_path
 from llmhost.api.responses.protocol import parse_request
 from llmhost.api.responses.serving import serve
 from llmhost.errors import HostError
-from llmhost.state import host_state
+from llmhost.server.host_state import host_state
 
 router = APIRouter()
 

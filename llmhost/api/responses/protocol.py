@@ -8,7 +8,7 @@ from typing import Any
 from llmhost.api import vllm_protocol
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 MODULE = "vllm.entrypoints.openai.responses.protocol"
 STORE_SETTING = "VLLM_ENABLE_RESPONSES_API_STORE"

@@ -16,7 +16,7 @@ from llmhost.api.streaming import LeasedStream
 from llmhost.config import RouteConfig
 from llmhost.errors import error_response, vllm_error_status
 from llmhost.lifecycle.slot import Lease
-from llmhost.state import HostState
+from llmhost.server.host_state import HostState
 
 
 async def serve(request: Request, state: HostState, route: RouteConfig, parsed: Any) -> Response:

@@ -194,7 +194,7 @@ async def test_errors_before_any_handler_are_in_anthropics_shape_on_its_paths() 
 async def test_a_pooling_model_is_a_400_naming_its_endpoint(
     path: str, route: str, model: str, message: str
 ) -> None:
-    """vLLM builds no Messages serving for a pooling engine (llmhost.backends.vllm_pooling):
+    """vLLM builds no Messages serving for a pooling engine (llmhost.backends.vllm.pooling):
     the request is refused before any lease, as chat's is (llmhost.api.resolve)."""
     recorder = ServingRecorder(load_seconds=0, stop_seconds=0)
     routes = {"coder": catalogs.CODER, "embed": catalogs.EMBED, "rerank": catalogs.RERANK}

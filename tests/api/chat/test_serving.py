@@ -13,7 +13,7 @@ import pytest
 
 from llmhost.config import HostConfig, RouteConfig, parse_catalog
 from llmhost.lifecycle.manager import ModelManager
-from llmhost.preload import THREAD_NAME
+from llmhost.server.preload import THREAD_NAME
 from tests.apphelp import ServerThread, envelope, make_app, running, tiny_llm_route
 from tests.fakes import FakeBackend, Recorder
 
@@ -189,7 +189,7 @@ async def test_a_broken_engine_stream_under_feedback_ends_with_an_error_event() 
 
 def _import_after_any_preload() -> None:
     """Let the background imports of apps started by earlier tests finish first: two threads
-    importing vLLM at once fail on partly initialised modules (llmhost.preload)."""
+    importing vLLM at once fail on partly initialised modules (llmhost.server.preload)."""
     for thread in threading.enumerate():
         if thread.name == THREAD_NAME:
             thread.join()

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from llmhost.backends.diffusion import DiffusionBackend
+from llmhost.backends.diffusion.backend import DiffusionBackend
 from llmhost.config import Catalog, parse_catalog
 from llmhost.lifecycle.state import ModelState
 from tests.apphelp import make_app, running

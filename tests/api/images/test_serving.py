@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from llmhost.app import create_app
-from llmhost.backends.diffusion import ImageJob, ImageResult
+from llmhost.backends.diffusion.backend import ImageJob, ImageResult
 from llmhost.config import HostConfig, RouteConfig
-from llmhost.gpu import NullMonitor
+from llmhost.gpu.monitor import NullMonitor
+from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from tests import catalogs
 from tests.apphelp import running

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmhost.config_text import toml_table
+from llmhost.config.text import toml_table
 
 # The tiny pooling models on vLLM's CPU backend (as llmhost.tiny_models.tiny_engine_args
 # for the LLMs): float32 weights, no graph capture, a short context, a bounded KV cache.

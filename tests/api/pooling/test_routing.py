@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from llmhost.backends.vllm_pooling import serving_problem
+from llmhost.backends.vllm.pooling import serving_problem
 from llmhost.config import parse_catalog
-from llmhost.config_text import models_toml
+from llmhost.config.text import models_toml
 from tests.apphelp import envelope, make_app, running
 from tests.fakes import Recorder
 

@@ -70,7 +70,7 @@ async def test_responses_by_id_are_not_kept(method: str, path: str) -> None:
 async def test_a_pooling_model_is_a_400_naming_its_endpoint(
     prefix: str, route: str, model: str, message: str
 ) -> None:
-    """vLLM builds no Responses serving for a pooling engine (llmhost.backends.vllm_pooling):
+    """vLLM builds no Responses serving for a pooling engine (llmhost.backends.vllm.pooling):
     the request is refused before any lease, as chat's is (llmhost.api.resolve)."""
     recorder = ServingRecorder(load_seconds=0, stop_seconds=0)
     routes = {"coder": catalogs.CODER, "embed": catalogs.EMBED, "rerank": catalogs.RERANK}

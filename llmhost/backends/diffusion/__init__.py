@@ -1,0 +1,1 @@
+"""`diffusion` routes: a diffusers pipeline in this process, its loading, shape and memory."""

@@ -1,0 +1,158 @@
+"""`llmhost check` and the safety checks of `llmhost serve`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from llmhost.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_check_prints_the_route_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(REPO / "models.toml")]) == 0
+    out = capsys.readouterr().out
+    for route in ("coder", "chat", "general", "coderslow", "agent", "vision"):
+        assert f"\n{route} " in out
+    assert "coder-fast" in out and "vision-diffusion" in out and "600s" in out
+
+
+def test_check_fails_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "models.toml"
+    bad.write_text("[routes.coder]\nkind = 'llm'\nmodel = 'x'\n[routes.coder.engine]\nwarp_speed = 9\n")
+    assert main(["check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "warp_speed" in err and str(bad) in err and "Traceback" not in err
+
+
+def test_serve_refuses_lan_without_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--config", str(REPO / "models.toml"), "--host", "0.0.0.0"])
+    assert code == 2
+    assert "VLLM_API_KEY" in capsys.readouterr().err
+
+
+def test_demo_config_mirrors_the_shipped_routes(tiny_models: object) -> None:
+    from llmhost.cli.demo import demo_config_text
+    from llmhost.config import load_catalog, parse_catalog
+
+    shipped = load_catalog(REPO / "models.toml")
+    demo = parse_catalog(demo_config_text(tiny_models))  # type: ignore[arg-type]
+    assert list(demo.routes) == list(shipped.routes)
+    for name, route in shipped.routes.items():
+        assert demo.routes[name].served_names == route.served_names, name
+        assert demo.routes[name].kind == route.kind
+        assert demo.routes[name].serving == route.serving, name
+    assert len({r.model for r in demo.routes.values() if r.kind == "llm"}) >= 2  # swaps show
+
+
+def test_check_prints_each_setting_with_where_it_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("IDLE_SECONDS", "START_TIMEOUT_SECONDS", "PREWARM_ROUTES", "VLLM_API_KEY", "LLMHOST_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("IDLE_SECONDS=300\nVLLM_API_KEY=s3cret-key\n")
+    monkeypatch.setenv("LLMHOST_PORT", "8011")
+    monkeypatch.setenv("vision_max_edge", "512")  # names are case-insensitive, as pydantic reads them
+    config = tmp_path / "models.toml"
+    config.write_text(
+        "[host]\nstart_timeout_seconds = 120\n"
+        "[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n"
+        "[routes.vision]\nkind = 'diffusion'\nmodel = 'org/sd'\n"
+    )
+    assert main(["check", "--config", str(config), "--gpu-memory", "16"]) == 0
+    out = capsys.readouterr().out
+    settings = out[out.index("Settings (") : out.index("Fit estimate for")]  # before the fit table
+    header = settings.splitlines()[1]
+    value_at, from_at = header.index("VALUE"), header.index("FROM")
+    table = {
+        line[:value_at].strip(): (line[value_at:from_at].strip(), line[from_at:].strip())
+        for line in settings.splitlines()[2:]
+        if line.strip()
+    }
+    assert table["LLMHOST_CONFIG"] == (str(config), "--config")
+    assert table["LLMHOST_PORT"] == ("8011", "env")
+    assert table["LLMHOST_HOST"] == ("127.0.0.1", "default")
+    assert table["VLLM_API_KEY"] == ("set", ".env")
+    assert "s3cret-key" not in out
+    assert table["[host] idle_seconds"] == ("300", ".env (IDLE_SECONDS)")
+    assert table["[host] start_timeout_seconds"] == ("120", str(config))
+    assert table["[host] policy"] == ("exclusive", "default")
+    assert table["[host] loading_feedback"] == ("false", "default")
+    assert table["VISION_MAX_EDGE"] == ("512", "env -> vision")
+    # Every [host] key is listed.
+    from llmhost.config import HostConfig
+
+    assert all(f"[host] {key} " in settings for key in HostConfig.model_fields)
+
+
+def test_check_says_whether_standby_is_available_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(
+        "[host]\nstandby_ram_gib = 12\n"
+        "[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\nstandby = 'sleep'\n"
+        "[routes.chat]\nkind = 'llm'\nmodel = 'org/chat'\nstandby = 'sleep'\nsleep_level = 2\n"
+        "[routes.agent]\nkind = 'llm'\nmodel = 'org/agent'\n"
+    )
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    # This machine runs vLLM's CPU build: vLLM itself says it has no sleep mode here.
+    line = next(x for x in out.splitlines() if x.startswith("Standby"))
+    assert "coder (level 1), chat (level 2): unavailable" in line and "cpu platform" in line
+    assert "swap by shutdown" in line and "agent" not in line
+    assert re.search(r"\[host\] standby_ram_gib\s+12\s+\S*models.toml", out)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("kind = 'diffusion'\nmodel = 'org/sd'\nstandby = 'sleep'", 'standby = "sleep" is for llm routes'),
+        ("kind = 'llm'\nmodel = 'org/x'\nsleep_level = 3", "sleep_level"),
+        ("kind = 'llm'\nmodel = 'org/x'\nstandby = 'yes'", "standby"),
+        (
+            "kind = 'llm'\nmodel = 'org/x'\n[routes.r.engine]\nenable_sleep_mode = true",
+            'standby = "sleep" turns it on',
+        ),
+    ],
+)
+def test_check_refuses_bad_standby_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, message: str
+) -> None:
+    config = tmp_path / "models.toml"
+    config.write_text(f"[routes.r]\n{table}\n")
+    assert main(["check", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "flags"),
+    [({"LLMHOST_HOST": "0.0.0.0"}, []), ({}, ["--host", "192.168.1.20"]), ({"LLMHOST_HOST": "::"}, [])],
+)
+def test_check_refuses_what_serve_refuses_with_the_same_message(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    flags: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env with a key
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    monkeypatch.delenv("LLMHOST_HOST", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = ["--config", str(REPO / "models.toml")]
+    assert main(["check", *config, *flags]) == 2
+    refused = capsys.readouterr()
+    assert main(["serve", *config, *flags]) == 2
+    assert capsys.readouterr().err == refused.err
+    assert "without an API key" in refused.err and "VLLM_API_KEY" in refused.err
+    assert "ROUTE" not in refused.out  # refused before the report
+    # ...and what serve accepts, check accepts: a key, or --allow-no-key.
+    assert main(["check", *config, *flags, "--allow-no-key"]) == 0
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    assert main(["check", *config, *flags]) == 0
