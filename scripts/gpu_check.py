@@ -37,10 +37,11 @@ from typing import Any
 import httpx
 
 from llmhost.config import Catalog, ConfigError, parse_catalog
-from llmhost.gpu.monitor import GIB, GpuMonitor, open_monitor
+from llmhost.gpu.monitor import GpuMonitor, open_monitor
 from llmhost.server.app import create_app
 from llmhost.settings import Settings
 from llmhost.tiny_models import ensure_tiny_models
+from llmhost.units import GIB
 
 
 async def vision_cycles(size: int, cycles: int, monitor: GpuMonitor) -> dict[str, Any]:

@@ -31,9 +31,11 @@ from typing import Any
 
 import psutil
 
-from llmhost.backends.diffusion.backend import DiffusionBackend, ImageJob
+from llmhost.backends.base import ImageJob
+from llmhost.backends.diffusion.backend import DiffusionBackend
 from llmhost.config import HostConfig, parse_catalog
-from llmhost.gpu.monitor import GIB, GpuMonitor, open_monitor
+from llmhost.gpu.monitor import GpuMonitor, open_monitor
+from llmhost.units import GIB
 
 VARIANTS = [("none", True), ("none", False), ("model", True), ("model", False), ("sequential", True)]
 

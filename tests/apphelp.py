@@ -35,7 +35,7 @@ def make_app(
         gpu=gpu or NullMonitor("no GPU in tests"),
         backend_factory=factory,
         preflight=None,
-        standby_check=lambda: None,
+        standby_query=lambda: None,
     )
 
 

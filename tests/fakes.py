@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig, parse_catalog
 from llmhost.config.text import models_toml
-from llmhost.gpu.monitor import GIB, GpuMemory
+from llmhost.gpu.monitor import GpuMemory
+from llmhost.units import GIB
 
 
 @dataclass

@@ -46,14 +46,8 @@ from typing import Any
 import pytest
 
 from llmhost.config import RouteConfig, load_catalog
-from llmhost.estimate import (
-    GIB,
-    TIGHT_FRACTION,
-    RouteEstimate,
-    estimate_route,
-    resident_together,
-    verdict,
-)
+from llmhost.estimate import TIGHT_FRACTION, RouteEstimate, estimate_route, resident_together, verdict
+from llmhost.units import GIB
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models.toml"

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from llmhost.config import Catalog, parse_catalog
-from llmhost.estimate import GIB, TIGHT_FRACTION, estimate_route
+from llmhost.estimate import TIGHT_FRACTION, estimate_route
 from llmhost.preflight.pooling import problem
+from llmhost.units import GIB
 from tests.estimate.test_pooling import BGE_RERANKER, QWEN3_EMBEDDING
 from tests.test_shipped_fit import CARD, NEW, snapshot
 

@@ -3,14 +3,10 @@ caller may use it."""
 
 from __future__ import annotations
 
-import functools
-import importlib
 from typing import Any
 
 from fastapi import Request
 
-from llmhost.backends import REGISTRY
-from llmhost.backends.base import ImageBackend
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest, ModelNotFound, RouteNotFound
 from llmhost.server.host_state import HostState
@@ -72,15 +68,8 @@ def resolve_model(
 
 
 def is_image_route(route: RouteConfig) -> bool:
-    """Whether the backend the registry names for the route's kind draws images."""
-    return _draws_images(REGISTRY[route.kind])
-
-
-@functools.cache  # asked on every request; a protocol check walks the protocol's members
-def _draws_images(backend: str) -> bool:
-    module_name, _, class_name = backend.partition(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return issubclass(backend_class, ImageBackend)
+    """Whether the route draws images: configuration says so (its kind), not the backend."""
+    return route.draws_images
 
 
 def image_routes(state: HostState) -> list[RouteConfig]:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from llmhost.config import HostConfig, RouteConfig
-
-if TYPE_CHECKING:
-    from llmhost.backends.diffusion.backend import ImageJob, ImageResult
-
 
 # How long an abandoned start may take to return once its backend was stopped (vLLM's
 # start returns once its processes are killed; a start still in the host process, e.g.
@@ -22,6 +18,56 @@ ABANDON_TIMEOUT_SECONDS = 120.0
 
 class LoadFailed(RuntimeError):
     """A backend's `start` failed; the message says why in one line, meant for users."""
+
+
+# A failure message is shown in a 503, in `llmhost status` and in the log: one line, bounded.
+_MAX_CHARS = 600
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, clipped to a length a status line can show."""
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_CHARS else text[: _MAX_CHARS - 1] + "…"
+
+
+def describe(error: BaseException) -> str:
+    """`Type: first line`, with the field messages of a pydantic ValidationError (vLLM's
+    configuration errors, e.g. an unknown quantization method) instead of its header."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            messages = [str(e.get("msg", "")).removeprefix("Value error, ") for e in errors()]
+        except Exception:
+            messages = []
+        messages = [m for m in messages if m]
+        if messages:
+            return one_line(f"{type(error).__name__}: {'; '.join(messages)}")
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    return one_line(f"{type(error).__name__}: {first}" if first else type(error).__name__)
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One validated generation request. `width`/`height` None: the pipeline's own size."""
+
+    prompt: str
+    seed: int
+    steps: int
+    guidance_scale: float
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    png: list[bytes]
+    width: int
+    height: int
+    seed: int
+    elapsed: float  # seconds spent generating and encoding, not waiting
 
 
 @runtime_checkable

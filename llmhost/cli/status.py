@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 
 class Unreachable(Exception):

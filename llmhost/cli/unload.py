@@ -7,7 +7,7 @@ import sys
 
 from llmhost.cli.loading import settings_from_env
 from llmhost.cli.remote import UNREACHABLE_HINT, local_url
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 # The host drains in-flight requests (drain_timeout_seconds) and shuts each engine down
 # in turn before it answers: give it that long, and more.

@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from llmhost.config.base import Frozen
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 # The default standby_ram_gib as a share of total RAM: the rest stays for the host,
 # the engines' own processes, the desktop and the page cache that makes loads fast.

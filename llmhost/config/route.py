@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 from llmhost import vllm_source
 from llmhost.config.base import Frozen
 from llmhost.config.host import HostConfig
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 # Paths the host itself serves; a route with one of these names would shadow them.
 RESERVED_ROUTE_NAMES = frozenset(
@@ -223,6 +223,11 @@ class RouteConfig(Frozen):
     def runs_vllm(self) -> bool:
         """Whether a vLLM engine serves this route (llm, embedding and rerank routes)."""
         return self.kind in VLLM_KINDS
+
+    @property
+    def draws_images(self) -> bool:
+        """Whether this route draws images (a diffusers pipeline), served by /v1/images."""
+        return self.kind == "diffusion"
 
     @property
     def pooling(self) -> bool:

@@ -46,7 +46,7 @@ from llmhost.estimate.llm import estimate_llm
 from llmhost.estimate.pooling import estimate_pooling
 from llmhost.estimate.render import detected_gpu_bytes, render
 from llmhost.estimate.result import RouteEstimate, Verdict, resident_together, verdict
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 # The public face; the parts (figures, llm arithmetic, diffusion, files) are imported
 # from their own modules.

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from llmhost.backends.vllm.context_fit import BLOCK_TOKENS, SLACK
 from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.result import RouteEstimate
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 
 def fitted_context(estimate: RouteEstimate, gpu_bytes: int) -> int | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from llmhost.gpu.monitor import GIB
-
-MIB = 1024**2
+from llmhost.units import GIB, MIB
 
 # CUDA context of one process (driver state, kernel images, cuBLAS workspace). Published
 # figures range from 128-256 MiB with CUDA 12's lazy module loading (invoke-ai/InvokeAI

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llmhost.config import RouteConfig
-from llmhost.estimate.figures import MIB
+from llmhost.units import MIB
 
 # ---- where the files are ------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from llmhost.estimate.figures import TIGHT_FRACTION
 from llmhost.estimate.result import RouteEstimate, resident_together, verdict
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 
 def detected_gpu_bytes() -> tuple[int | None, str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from llmhost.config import RouteConfig
 from llmhost.estimate.figures import CUDA_CONTEXT_BYTES
 from llmhost.estimate.result import RouteEstimate
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 from llmhost.config import Catalog, RouteConfig
 from llmhost.config.host import STANDBY_RAM_SHARE
 from llmhost.estimate.result import RouteEstimate
-from llmhost.gpu.monitor import GIB
 from llmhost.settings import Settings
+from llmhost.units import GIB
 
 # psutil inside the WSL2 VM sees a little less than `.wslconfig` memory= (what the kernel
 # keeps): about 0.3-0.5 GiB of a 16 GB VM. The suggested memory= allows 5% for it.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmhost.config import HostConfig, RouteConfig
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 if TYPE_CHECKING:
     from llmhost.settings import WeightsCache

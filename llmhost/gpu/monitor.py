@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-log = logging.getLogger("llmhost.gpu")
+from llmhost.units import GIB
 
-GIB = 1024**3
+log = logging.getLogger("llmhost.gpu")
 
 
 @dataclass(frozen=True)

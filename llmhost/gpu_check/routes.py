@@ -24,9 +24,10 @@ import httpx
 from llmhost.backends.vllm.start_phases import Phase, summary
 from llmhost.config import Catalog
 from llmhost.config.route import POOLING_KINDS
-from llmhost.gpu.monitor import GIB, GpuMonitor
+from llmhost.gpu.monitor import GpuMonitor
 from llmhost.server.app import create_app
 from llmhost.settings import Settings
+from llmhost.units import GIB
 
 IDLE_SECONDS = 2.0  # each route idles out quickly, so the free memory after it is measured
 

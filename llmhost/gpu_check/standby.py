@@ -20,8 +20,9 @@ from llmhost.backends.base import Probe
 from llmhost.backends.vllm.backend import VllmBackend
 from llmhost.config import Catalog, RouteConfig
 from llmhost.gpu.margin import EngineMargins
-from llmhost.gpu.monitor import GIB, GpuMonitor
+from llmhost.gpu.monitor import GpuMonitor
 from llmhost.lifecycle.sizing import engine_budget, sized_route
+from llmhost.units import GIB
 
 
 @dataclass

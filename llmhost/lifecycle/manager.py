@@ -52,7 +52,7 @@ from llmhost.lifecycle.state import ModelState, has_engine
 
 log = logging.getLogger("llmhost.lifecycle")
 
-__all__ = ["Estimator", "ModelManager", "Preflight", "StandbyCheck"]
+__all__ = ["Estimator", "ModelManager", "Preflight", "StandbyQuery"]
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ T = TypeVar("T")
 Estimator = Callable[[RouteConfig], "int | None"]
 # Why this platform has no sleep mode, None when it has one (called in a worker thread:
 # the default imports vLLM's platform detection, which takes seconds).
-StandbyCheck = Callable[[], "str | None"]
+StandbyQuery = Callable[[], "str | None"]
 # How long the standby check waits for what it runs after (the background imports).
 STANDBY_AFTER_SECONDS = 300
 
@@ -76,7 +76,7 @@ class ModelManager:
         clock: Clock | None = None,
         estimator: Estimator | None = None,
         preflight: Preflight | None = None,
-        standby_check: StandbyCheck | None = None,
+        standby_query: StandbyQuery | None = None,
         standby_after: Callable[[], Awaitable[None]] | None = None,
         margins: EngineMargins | None = None,
         on_fatal: Callable[[str], None] | None = None,
@@ -89,11 +89,11 @@ class ModelManager:
         self._on_fatal = on_fatal
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._estimator = estimator if estimator is not None else _estimate_need
-        self._standby_check = standby_check if standby_check is not None else _sleep_mode_problem
+        self._standby_query = standby_query if standby_query is not None else _sleep_mode_problem
         # Awaited before the check runs (the app: its background imports are done, since two
         # threads importing vLLM at once can deadlock), on the loop, holding no worker thread.
         self._standby_after = standby_after
-        self._standby_checked = False
+        self._platform_asked = False
         self.slots: dict[str, Slot] = {name: Slot(route) for name, route in catalog.routes.items()}
         self._scheduler = Scheduler(
             catalog.host,
@@ -118,7 +118,7 @@ class ModelManager:
         self._loop_task = asyncio.create_task(self._scheduler.run(), name="llmhost-scheduler")
         self._loop_task.add_done_callback(self._scheduler_stopped)
         self._estimate_needs()
-        self._check_standby()
+        self._ask_platform()
         # Resident routes load first: their tickets are the oldest, so they go before any
         # request and before [host] prewarm (docs/lifecycle.md, "Resident routes").
         self.prewarm(name for name, route in self.catalog.routes.items() if route.resident)
@@ -135,7 +135,7 @@ class ModelManager:
         self.failure = f"the model scheduler stopped ({cause})"
         log.critical("%s; no model can be loaded or unloaded any more", self.failure, exc_info=error)
         for slot in self.slots.values():
-            slot.refuse("load_failed", len(slot.waiting))
+            slot.count_refused("load_failed", len(slot.waiting))
             slot.reject_waiting(self._failed())
             for waiter in slot.unload_waiters:  # an unload cannot finish either
                 if not waiter.done():
@@ -148,12 +148,12 @@ class ModelManager:
             f"The host cannot serve models: {self.failure}; it is restarting.", retry_after=30
         )
 
-    def _check_standby(self) -> None:
+    def _ask_platform(self) -> None:
         """Once a route asks for standby: ask the platform whether it has a sleep mode, and
         say so once if it has none (those routes then swap by shutdown)."""
-        if self._standby_checked or not any(r.standby == "sleep" for r in self.catalog.routes.values()):
+        if self._platform_asked or not any(r.standby == "sleep" for r in self.catalog.routes.values()):
             return
-        self._standby_checked = True
+        self._platform_asked = True
         self._spawn(self._ask_standby(), "standby-check")
 
     async def _ask_standby(self) -> None:
@@ -166,7 +166,7 @@ class ModelManager:
                     STANDBY_AFTER_SECONDS,
                 )
         try:
-            problem = await asyncio.to_thread(self._standby_check)
+            problem = await asyncio.to_thread(self._standby_query)
         except Exception as exc:
             problem = f"could not tell whether this platform has a sleep mode: {exc}"
         self._scheduler.standby = StandbyPlatform(known=True, problem=problem)
@@ -238,13 +238,13 @@ class ModelManager:
         if slot is None or slot.retired:
             raise ModelNotFound(f"No route named '{route_name}'.")
         if self.failure is not None:
-            slot.refuse("load_failed")
+            slot.count_refused("load_failed")
             raise self._failed()
         if self._scheduler.closing:
-            slot.refuse("shutting_down")
+            slot.count_refused("shutting_down")
             raise ShuttingDown("The host is shutting down.", retry_after=30)
         if len(slot.waiting) >= self.host.max_waiting:
-            slot.refuse("overloaded")
+            slot.count_refused("overloaded")
             raise Overloaded(
                 f"{len(slot.waiting)} requests are already waiting for {slot.route.primary_id}; "
                 "try again shortly.",
@@ -295,7 +295,7 @@ class ModelManager:
         self._scheduler.host = catalog.host
         self._scheduler.max_wait = request_wait_bound(catalog)
         self._estimate_needs()
-        self._check_standby()
+        self._ask_platform()
         # A resident route added or changed loads again at once, as at start-up.
         self.prewarm(n for n in (*changes["added"], *changes["changed"]) if catalog.routes[n].resident)
         log.info(
@@ -359,7 +359,7 @@ class ModelManager:
         so /stats and llmhost_requests_refused_total show every refusal."""
         slot = self.slots.get(route_name)
         if slot is not None:
-            slot.refuse(reason)
+            slot.count_refused(reason)
 
     def route_state(self, route_name: str) -> ModelState:
         return self.slots[route_name].state

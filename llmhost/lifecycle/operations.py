@@ -14,8 +14,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llmhost.backends.base import ABANDON_TIMEOUT_SECONDS, Backend, BackendFactory, LoadFailed, Probe, Sleeper
-from llmhost.backends.vllm.failure import describe
+from llmhost.backends.base import (
+    ABANDON_TIMEOUT_SECONDS,
+    Backend,
+    BackendFactory,
+    LoadFailed,
+    Probe,
+    Sleeper,
+    describe,
+)
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu.monitor import GpuMemory, GpuMonitor, settle
 

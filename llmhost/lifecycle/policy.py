@@ -3,9 +3,9 @@
 `plan_eviction` sees only numbers and names, so every policy decision can be
 unit-tested directly; the scheduler carries the plan out.
 
-"Resident" has two meanings here: `Resident` is any model on the GPU as the policy sees
-it; a model whose route says `resident = true` is `pinned` and is never evicted to make
-room (docs/lifecycle.md, "Resident routes"): the policy applies among the others.
+A `Candidate` is any model on the GPU as the policy sees it (one that could make room); a
+model whose route says `resident = true` is `pinned` and is never evicted to make room
+(docs/lifecycle.md, "Resident routes"): the policy applies among the others.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from llmhost.gpu.monitor import GIB, GpuMemory
+from llmhost.gpu.monitor import GpuMemory
+from llmhost.units import GIB
 
 Policy = Literal["exclusive", "fit"]
 
 
 @dataclass(frozen=True)
-class Resident:
+class Candidate:
     """A model on the GPU (or loading onto it), as the policy sees it."""
 
     name: str
@@ -79,7 +80,7 @@ def plan_eviction(
     policy: Policy,
     target: str,
     need_bytes: int | None,
-    residents: Sequence[Resident],
+    candidates: Sequence[Candidate],
     gpu: GpuMemory | None,
     *,
     pinned: bool = False,
@@ -90,7 +91,7 @@ def plan_eviction(
     shares the GPU by definition, so it is placed as under `fit` whatever the policy:
     nothing goes if it fits beside what is loaded, else the others, least recently used
     first (the others auto-sized themselves leaving room for it: llmhost.lifecycle.sizing)."""
-    others = [r for r in residents if r.name != target]
+    others = [r for r in candidates if r.name != target]
     movable = [r for r in others if not r.pinned]
     kept = tuple(r.name for r in others if r.pinned)
     if policy == "exclusive" and not pinned:
@@ -102,16 +103,16 @@ def plan_eviction(
     return _plan_fit(target, need_bytes, movable, gpu, "resident" if pinned else "fit", kept)
 
 
-def _lru(residents: Sequence[Resident]) -> list[Resident]:
+def _lru(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Idle models first, then busy ones, asleep ones last (shutting one down frees
     little); least recently used first within each."""
-    return sorted(residents, key=lambda r: (r.asleep, r.busy, r.last_used))
+    return sorted(candidates, key=lambda r: (r.asleep, r.busy, r.last_used))
 
 
 def _plan_fit(
     target: str,
     need: int | None,
-    others: Sequence[Resident],
+    others: Sequence[Candidate],
     gpu: GpuMemory | None,
     label: str,
     kept: tuple[str, ...],

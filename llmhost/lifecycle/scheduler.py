@@ -26,10 +26,10 @@ from llmhost.gpu.monitor import GpuMonitor
 from llmhost.lifecycle.asleep import asleep_graph_bytes
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import Abandoned
-from llmhost.lifecycle.policy import Asleep, Resident, plan_eviction, plan_standby
+from llmhost.lifecycle.policy import Asleep, Candidate, plan_eviction, plan_standby
 from llmhost.lifecycle.sizing import resident_hold_bytes
 from llmhost.lifecycle.slot import Lease, Slot
-from llmhost.lifecycle.state import ModelState, has_engine, is_resident
+from llmhost.lifecycle.state import ModelState, has_engine, uses_gpu
 from llmhost.lifecycle.transitions import Operation, Transitions, failed_error, need_of
 
 log = logging.getLogger("llmhost.lifecycle")
@@ -224,7 +224,7 @@ class Scheduler:
         slot = op.slot
         if op.kind == "load" and slot is not None:
             if self._transitions.abandon(slot, op.overdue, failed=True):
-                slot.refuse("start_timeout", len(slot.waiting))
+                slot.count_refused("start_timeout", len(slot.waiting))
                 slot.reject_waiting(
                     ModelUnavailable(
                         f"{slot.route.primary_id} did not become ready: {op.overdue}. Retry later; "
@@ -269,7 +269,7 @@ class Scheduler:
         if slot.unload_requested and slot.state not in (ModelState.SLEEPING, ModelState.WAKING):
             slot.unload_requested = False
             if slot.waiting:
-                slot.refuse("unloaded", len(slot.waiting))
+                slot.count_refused("unloaded", len(slot.waiting))
                 slot.reject_waiting(
                     ModelUnavailable(
                         f"{slot.route.primary_id} was unloaded on request (llmhost unload); "
@@ -297,7 +297,7 @@ class Scheduler:
             ticket = slot.waiting.popleft()
             if ticket.granted.done():
                 continue  # its waiter gave up
-            slot.refuse("wait_timeout")
+            slot.count_refused("wait_timeout")
             ticket.granted.set_exception(
                 ModelUnavailable(
                     f"{slot.route.primary_id} did not become ready within {bound:g} s "
@@ -353,7 +353,7 @@ class Scheduler:
             return
         retry_at = slot.failed_at + self.host.retry_backoff_seconds
         if now < retry_at:
-            slot.refuse("load_failed", len(slot.waiting))
+            slot.count_refused("load_failed", len(slot.waiting))
             slot.reject_waiting(failed_error(slot, retry_at - now))
             deadlines.append(retry_at)
 
@@ -374,7 +374,7 @@ class Scheduler:
     def _close_slot(self, slot: Slot, now: float) -> None:
         """The host is closing: refuse what waits, abandon a load, shut every engine down."""
         if slot.waiting:
-            slot.refuse("shutting_down", len(slot.waiting))
+            slot.count_refused("shutting_down", len(slot.waiting))
             slot.reject_waiting(ShuttingDown("The host is shutting down.", retry_after=30))
         if slot.state is ModelState.LOADING:
             self._transitions.abandon(slot, "the host is shutting down", failed=False)
@@ -448,13 +448,13 @@ class Scheduler:
             self.host.policy,
             wanted.route.name,
             need_of(wanted, self.host.policy, gpu.total_bytes if gpu else None),
-            [_resident(s) for s in others],
+            [_candidate(s) for s in others],
             gpu,
             pinned=wanted.route.resident,
         )
         if not plan.fits:
             log.error("cannot load %s: %s", wanted.route.primary_id, plan.reason)
-            wanted.refuse("does_not_fit", len(wanted.waiting))
+            wanted.count_refused("does_not_fit", len(wanted.waiting))
             wanted.reject_waiting(
                 ModelUnavailable(
                     f"{wanted.route.primary_id} cannot be loaded: {plan.reason}.", retry_after=60
@@ -544,7 +544,7 @@ class Scheduler:
                 estimate_bytes=s.estimated_bytes,
             )
             for s in self.slots.values()
-            if s is not loading and s.route.resident and not s.retired and not is_resident(s.state)
+            if s is not loading and s.route.resident and not s.retired and not uses_gpu(s.state)
         )
 
     def _may_sleep(self, slot: Slot) -> bool:
@@ -580,13 +580,13 @@ def _resolve_all(waiters: list[asyncio.Future[None]]) -> None:
     waiters.clear()
 
 
-def _resident(slot: Slot) -> Resident:
+def _candidate(slot: Slot) -> Candidate:
     pinned = slot.route.resident
     if slot.state is ModelState.ASLEEP:
-        return Resident(
+        return Candidate(
             slot.route.name, slot.busy, slot.last_used, slot.asleep_gpu_bytes, asleep=True, pinned=pinned
         )
-    return Resident(slot.route.name, slot.busy, slot.last_used, slot.measured_bytes, pinned=pinned)
+    return Candidate(slot.route.name, slot.busy, slot.last_used, slot.measured_bytes, pinned=pinned)
 
 
 def _standby_ram(slot: Slot, level: int) -> int:

@@ -30,7 +30,8 @@ import math
 from dataclasses import dataclass
 
 from llmhost.config import RouteConfig
-from llmhost.gpu.monitor import GIB, GpuMemory
+from llmhost.gpu.monitor import GpuMemory
+from llmhost.units import GIB
 
 # vLLM's own default for gpu_memory_utilization.
 VLLM_DEFAULT_UTILIZATION = 0.9

@@ -128,7 +128,7 @@ class Slot:
     def busy(self) -> bool:
         return bool(self.active or self.waiting)
 
-    def refuse(self, reason: str, count: int = 1) -> None:
+    def count_refused(self, reason: str, count: int = 1) -> None:
         """Count `count` requests refused with a 503 for `reason` (one of REFUSAL_REASONS)."""
         if count > 0:
             self.refused[reason] = self.refused.get(reason, 0) + count

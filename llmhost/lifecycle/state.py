@@ -53,7 +53,7 @@ def check_transition(old: ModelState, new: ModelState) -> ModelState:
     return new
 
 
-def is_resident(state: ModelState) -> bool:
+def uses_gpu(state: ModelState) -> bool:
     """Whether the model holds (or is taking, or giving back) GPU memory. An asleep model
     is not: what it still holds shows in the free-memory reading taken after its sleep."""
     return state in (
@@ -68,4 +68,4 @@ def is_resident(state: ModelState) -> bool:
 def has_engine(state: ModelState) -> bool:
     """Whether an engine exists for the model (resident or asleep): the host's shutdown
     is done when none has."""
-    return is_resident(state) or state is ModelState.ASLEEP
+    return uses_gpu(state) or state is ModelState.ASLEEP

@@ -29,7 +29,7 @@ from llmhost.backends.vllm.start_report import engine_start_of
 from llmhost.config import HostConfig
 from llmhost.errors import ModelUnavailable
 from llmhost.gpu.margin import EngineMargins
-from llmhost.gpu.monitor import GIB, GpuMemory, GpuMonitor
+from llmhost.gpu.monitor import GpuMemory, GpuMonitor
 from llmhost.lifecycle import operations
 from llmhost.lifecycle.clock import Clock
 from llmhost.lifecycle.operations import (
@@ -45,6 +45,7 @@ from llmhost.lifecycle.operations import (
 from llmhost.lifecycle.sizing import engine_budget, need_bytes, sized_route
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
+from llmhost.units import GIB
 
 log = logging.getLogger("llmhost.lifecycle")
 
@@ -479,7 +480,7 @@ class Transitions:
         slot.failed_at = self._clock()
         slot.last_error = reason
         slot.failed_loads += 1
-        slot.refuse("load_failed", len(slot.waiting))
+        slot.count_refused("load_failed", len(slot.waiting))
         slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
 
     def fail(self, slot: Slot, reason: str) -> None:
@@ -490,7 +491,7 @@ class Transitions:
         slot.swap_pending = False
         log.error("failed to load %s (%s): %s", slot.route.primary_id, slot.route.model, reason)
         slot.failed_loads += 1
-        slot.refuse("load_failed", len(slot.waiting))
+        slot.count_refused("load_failed", len(slot.waiting))
         slot.reject_waiting(failed_error(slot, self._host().retry_backoff_seconds))
 
 

@@ -26,7 +26,7 @@ from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu.margin import EngineMargins, margin_file
 from llmhost.gpu.monitor import GpuMonitor, open_monitor
-from llmhost.lifecycle.manager import ModelManager, Preflight, StandbyCheck
+from llmhost.lifecycle.manager import ModelManager, Preflight, StandbyQuery
 from llmhost.preflight.model import config_problems
 from llmhost.preflight.model import problem as preflight_problem
 from llmhost.server.auth import KeyCheck
@@ -47,7 +47,7 @@ def create_app(
     gpu: GpuMonitor | None = None,
     preflight: Preflight | None = preflight_problem,
     preload: bool = True,
-    standby_check: StandbyCheck | None = None,
+    standby_query: StandbyQuery | None = None,
 ) -> FastAPI:
     """The app for one validated catalog (models.toml with the environment applied)."""
 
@@ -56,21 +56,20 @@ def create_app(
         settings.export_hub_token()
         monitor = gpu if gpu is not None else open_monitor()
         preloader = Preloader({route.kind for route in catalog.routes.values()} if preload else ())
-        check = standby_check if standby_check is not None else _sleep_mode_check
+        check = standby_query if standby_query is not None else _sleep_mode_query
         margins = EngineMargins(margin_file(settings.weights_cache()))  # kept with the host's cache
         manager = ModelManager(
             catalog,
             backend_factory,
             monitor,
             preflight=preflight,
-            standby_check=check,
+            standby_query=check,
             standby_after=preloader.settled,
             margins=margins,
             on_fatal=lambda reason: _scheduler_died(app, reason),
         )
         app.state.host = HostState(
             settings=settings,
-            catalog=catalog,
             manager=manager,
             gpu=monitor,
             keys=KeyCheck(settings.api_key),
@@ -158,7 +157,7 @@ def exit_status(app: FastAPI) -> int | None:
     return None
 
 
-def _sleep_mode_check() -> str | None:
+def _sleep_mode_query() -> str | None:
     """vLLM's answer on sleep mode (llmhost.backends.vllm.backend); the manager asks it once the
     preload's imports are done (it imports vLLM's platform detection)."""
     from llmhost.backends.vllm.backend import sleep_mode_problem

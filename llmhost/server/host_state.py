@@ -20,13 +20,17 @@ class HostState:
     """Everything the routers use, held on app.state.host."""
 
     settings: Settings
-    catalog: Catalog
     manager: ModelManager
     gpu: GpuMonitor
     keys: KeyCheck
     started_at: float
     preload: Preloader
     margins: EngineMargins = field(default_factory=EngineMargins)  # the engine margin (llmhost.gpu.margin)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The routing table in force: the manager's, which a reload replaces (one copy)."""
+        return self.manager.catalog
 
 
 def host_state(request: Request) -> HostState:

@@ -22,9 +22,7 @@ def reload_catalog(state: HostState) -> dict[str, list[str]]:
     """
     catalog = state.settings.apply_to(load_catalog(Path(state.catalog.source)))
     refuse_missing(catalog)
-    changes = state.manager.reconfigure(catalog)
-    state.catalog = catalog
-    return changes
+    return state.manager.reconfigure(catalog)
 
 
 def install_sighup(state: HostState) -> None:

@@ -3,7 +3,7 @@ guards them, on the real app with a fake backend."""
 
 from __future__ import annotations
 
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 from tests import catalogs
 from tests.apphelp import envelope, make_app, running
 from tests.fakes import FakeGpu, Recorder

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from llmhost.cli import main
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 from tests import catalogs
 from tests.apphelp import ServerThread, make_app
 from tests.fakes import Recorder
@@ -69,7 +69,7 @@ def _model(route: str, state: str, **extra: object) -> dict[str, object]:
 
 def test_columns_stay_in_place_while_states_change() -> None:
     from llmhost.cli.status import HEADER, render
-    from llmhost.gpu.monitor import GIB
+    from llmhost.units import GIB
 
     def table(*models: dict[str, object]) -> list[str]:
         stats = {"models": list(models), "gpu": {"available": False, "reason": "test"}}
@@ -104,7 +104,7 @@ async def test_status_and_metrics_show_an_asleep_model() -> None:
     gpu_memory = FakeGpu()
     rec = Recorder(gpu=gpu_memory)
     standby = catalog(routes=("coder", "chat"), every_route={"standby": "sleep"})
-    manager = ModelManager(standby, rec.factory, gpu_memory, standby_check=lambda: None)
+    manager = ModelManager(standby, rec.factory, gpu_memory, standby_query=lambda: None)
     manager.start()
     for route in ("coder", "chat", "coder", "chat"):
         async with manager.lease(route):

@@ -12,7 +12,7 @@ from llmhost.cli import main
 from llmhost.config.text import models_toml
 from llmhost.estimate import RouteEstimate
 from llmhost.estimate.context import fitted_context, report
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 # A Qwen2.5-7B at 16k: 57,344 bytes of KV per token, one sequence in 16-token blocks
 # plus the null block.

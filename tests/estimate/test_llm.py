@@ -41,9 +41,10 @@ import pytest
 from llmhost import estimate
 from llmhost.cli import main
 from llmhost.config import RouteConfig
-from llmhost.estimate import GIB, RouteEstimate, estimate_route, figures, resident_together, verdict
+from llmhost.estimate import RouteEstimate, estimate_route, figures, resident_together, verdict
 from llmhost.estimate import llm as llm_parts
 from llmhost.estimate import weights as weight_parts
+from llmhost.units import GIB
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 QWEN = FIXTURES / "qwen2.5-7b-instruct"

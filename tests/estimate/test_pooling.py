@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from llmhost.config import parse_catalog
-from llmhost.estimate import GIB, estimate_route
+from llmhost.estimate import estimate_route
 from llmhost.estimate.figures import CUDA_CONTEXT_BYTES, NON_TORCH_BYTES
+from llmhost.units import GIB
 
 QWEN3_EMBEDDING = {
     "architectures": ["Qwen3ForCausalLM"],

@@ -14,7 +14,7 @@ from llmhost.config.text import models_toml
 from llmhost.estimate import RouteEstimate, estimate_route
 from llmhost.estimate.figures import CUDA_CONTEXT_BYTES
 from llmhost.estimate.resident import room_for_others, route_need
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 CONTEXT_GIB = CUDA_CONTEXT_BYTES / GIB
 

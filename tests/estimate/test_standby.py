@@ -20,9 +20,10 @@ import pytest
 from llmhost.cli import main
 from llmhost.config import RouteConfig
 from llmhost.config.host import STANDBY_RAM_SHARE
-from llmhost.estimate import GIB, RouteEstimate
+from llmhost.estimate import RouteEstimate
 from llmhost.estimate import standby as sb
 from llmhost.estimate import weights as w
+from llmhost.units import GIB
 
 SHIPPED = Path(__file__).resolve().parent.parent / "fixtures" / "shipped"
 CODER = SHIPPED / "qwen2.5-coder-7b-instruct-gptq-int8"

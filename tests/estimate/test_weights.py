@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from llmhost.config import RouteConfig
-from llmhost.estimate import GIB, estimate_route
+from llmhost.estimate import estimate_route
 from llmhost.estimate import weights as w
+from llmhost.units import GIB
 from llmhost.vllm_source import quantization as vllm_quantization
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -9,9 +9,9 @@ import pytest
 
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu.margin import DEFAULT_MARGIN_GIB, ROOM_BYTES, EngineMargins, margin_file
-from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.settings import Settings
+from llmhost.units import GIB
 from tests.apphelp import make_app, running
 from tests.fakes import FakeBackend, FakeGpu, Recorder, catalog
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from llmhost.gpu.monitor import GIB, GpuMemory, NullMonitor, settle
+from llmhost.gpu.monitor import GpuMemory, NullMonitor, settle
+from llmhost.units import GIB
 from tests.fakes import FakeGpu
 
 

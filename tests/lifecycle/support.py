@@ -51,7 +51,7 @@ def start_manager(
     routes: tuple[str, ...] = ("a", "b"),
     clock: ManualClock | None = None,
     every_route: dict[str, object] | None = None,
-    standby_check: Callable[[], str | None] | None = None,
+    standby_query: Callable[[], str | None] | None = None,
     standby_after: Callable[[], Awaitable[Any]] | None = None,
     preflight: Callable[[RouteConfig], str | None] | None = None,
     cat: Catalog | None = None,
@@ -65,7 +65,7 @@ def start_manager(
         rec.factory,
         gpu,
         clock=clock,
-        standby_check=standby_check,
+        standby_query=standby_query,
         standby_after=standby_after,
         preflight=preflight,
     )

@@ -22,7 +22,7 @@ async def test_the_start_timeout_abandons_a_load_stuck_in_its_standby_probe() ->
     manager, clock = start_manager(
         rec,
         every_route=STANDBY,
-        standby_check=lambda: None,
+        standby_query=lambda: None,
         start_timeout_seconds=300,
         retry_backoff_seconds=10,
     )
@@ -45,7 +45,7 @@ async def test_the_start_timeout_abandons_a_load_stuck_in_its_standby_probe() ->
 async def test_a_stop_during_the_probe_takes_the_engine_back() -> None:
     rec = GatedRecorder(gpu=FakeGpu())
     rec.gate("probe a")
-    manager, _ = start_manager(rec, every_route=STANDBY, standby_check=lambda: None)
+    manager, _ = start_manager(rec, every_route=STANDBY, standby_query=lambda: None)
     await wait_until(manager, lambda: manager.scheduler.standby.known)
     request = asyncio.create_task(use(manager, "a"))
     await within(rec.reached("probe a").wait())
@@ -59,7 +59,7 @@ async def test_a_stop_during_the_probe_takes_the_engine_back() -> None:
 async def test_a_sleep_past_its_bound_shuts_the_engine_down() -> None:
     rec = GatedRecorder(gpu=FakeGpu())
     rec.gate("sleep a")
-    manager, clock = start_manager(rec, every_route=STANDBY, standby_check=lambda: None)
+    manager, clock = start_manager(rec, every_route=STANDBY, standby_query=lambda: None)
     await wait_until(manager, lambda: manager.scheduler.standby.known)
     await within(use(manager, "a"))
     b_request = asyncio.create_task(use(manager, "b"))

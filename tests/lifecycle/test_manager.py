@@ -11,8 +11,8 @@ import asyncio
 import pytest
 
 from llmhost.errors import ModelUnavailable, Overloaded, ShuttingDown
-from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.state import ModelState
+from llmhost.units import GIB
 from tests.fakes import FakeGpu, Recorder, catalog
 from tests.lifecycle.support import (
     GatedRecorder,

@@ -10,9 +10,9 @@ import pytest
 
 from llmhost.backends.base import LoadFailed
 from llmhost.config import Catalog, RouteConfig
-from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle import operations
 from llmhost.lifecycle.operations import Abandoned, Failed, Loaded, Reclaimed, Stopped
+from llmhost.units import GIB
 from tests.fakes import FakeBackend, FakeGpu, Recorder, catalog
 
 

@@ -1,4 +1,4 @@
-"""plan_eviction as a table: residents and a GPU reading in, the names to unload out."""
+"""plan_eviction as a table: the candidates and a GPU reading in, the names to unload out."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from dataclasses import dataclass
 
 import pytest
 
-from llmhost.gpu.monitor import GIB, GpuMemory
-from llmhost.lifecycle.policy import Asleep, Policy, Resident, plan_eviction, plan_standby
+from llmhost.gpu.monitor import GpuMemory
+from llmhost.lifecycle.policy import Asleep, Candidate, Policy, plan_eviction, plan_standby
+from llmhost.units import GIB
 
 TOTAL = 16 * GIB
 
 
-def idle(name: str, last_used: float, gib: float | None = 4) -> Resident:
-    return Resident(name, False, last_used, None if gib is None else int(gib * GIB))
+def idle(name: str, last_used: float, gib: float | None = 4) -> Candidate:
+    return Candidate(name, False, last_used, None if gib is None else int(gib * GIB))
 
 
-def busy(name: str, last_used: float, gib: float | None = 4) -> Resident:
-    return Resident(name, True, last_used, None if gib is None else int(gib * GIB))
+def busy(name: str, last_used: float, gib: float | None = 4) -> Candidate:
+    return Candidate(name, True, last_used, None if gib is None else int(gib * GIB))
 
 
 def free(gib: float) -> GpuMemory:
@@ -30,7 +31,7 @@ class Case:
     name: str
     policy: Policy
     need_gib: float | None
-    residents: tuple[Resident, ...]
+    residents: tuple[Candidate, ...]
     gpu: GpuMemory | None
     evict: tuple[str, ...]
     fits: bool = True
@@ -154,8 +155,8 @@ def test_plan_eviction_is_a_pure_decision(caplog: pytest.LogCaptureFixture) -> N
 # ---- warm standby ----------------------------------------------------------------------
 
 
-def asleep(name: str, last_used: float, gib: float = 0.25) -> Resident:
-    return Resident(name, False, last_used, int(gib * GIB), asleep=True)
+def asleep(name: str, last_used: float, gib: float = 0.25) -> Candidate:
+    return Candidate(name, False, last_used, int(gib * GIB), asleep=True)
 
 
 def test_exclusive_keeps_asleep_models_asleep() -> None:
@@ -198,8 +199,8 @@ def test_plan_standby_keeps_asleep_models_within_the_ram_budget(
 # ---- resident routes (resident = true: pinned) ------------------------------------------
 
 
-def pinned(name: str, last_used: float, gib: float = 1, *, busy: bool = False) -> Resident:
-    return Resident(name, busy, last_used, int(gib * GIB), pinned=True)
+def pinned(name: str, last_used: float, gib: float = 1, *, busy: bool = False) -> Candidate:
+    return Candidate(name, busy, last_used, int(gib * GIB), pinned=True)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class PinnedCase:
     policy: Policy
     target_pinned: bool
     need_gib: float | None
-    residents: tuple[Resident, ...]
+    residents: tuple[Candidate, ...]
     gpu: GpuMemory | None
     evict: tuple[str, ...]
     fits: bool = True

@@ -20,7 +20,7 @@ STANDBY = {"standby": "sleep", "sleep_level": 1}
 async def _evicting_to_sleep(rec: Recorder) -> tuple[ModelManager, Lease, asyncio.Task[None]]:
     """a is busy and marked for eviction to make room for b, which may put it to sleep."""
     manager, _ = start_manager(
-        rec, every_route=STANDBY, standby_check=lambda: None, max_hold_seconds=0, drain_timeout_seconds=600
+        rec, every_route=STANDBY, standby_query=lambda: None, max_hold_seconds=0, drain_timeout_seconds=600
     )
     await wait_until(manager, lambda: manager.scheduler.standby.known)
     lease = await within(manager.acquire("a"))

@@ -12,9 +12,9 @@ import pytest
 from llmhost.cli.status import render
 from llmhost.config import Catalog, parse_catalog
 from llmhost.config.text import models_toml
-from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
+from llmhost.units import GIB
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
 from tests.fakes import FakeGpu, Recorder
 from tests.lifecycle.clock import ManualClock
@@ -181,8 +181,8 @@ def test_a_resident_engine_keeps_its_process_across_swaps(tiny_models: Any) -> N
     from llmhost.tiny_models import ensure_tiny_pooling_models
     from llmhost.tiny_models.pooling import EMBEDDER_HIDDEN_SIZE
     from tests.api.pooling.conftest import pooling_route
-    from tests.lifecycle.test_engines import chat, engine_processes
     from tests.hostproc import wait_until as poll
+    from tests.lifecycle.test_engines import chat, engine_processes
 
     embedder = ensure_tiny_pooling_models().embedder
     text = (

@@ -10,7 +10,7 @@ import pytest
 
 from llmhost.config import RouteConfig
 from llmhost.errors import ModelUnavailable
-from llmhost.gpu.monitor import GIB, GpuMemory
+from llmhost.gpu.monitor import GpuMemory
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.sizing import (
     engine_budget,
@@ -19,6 +19,7 @@ from llmhost.lifecycle.sizing import (
     sized_route,
     wants_estimate,
 )
+from llmhost.units import GIB
 from tests.fakes import FakeGpu, Recorder, catalog
 
 # A 16 GB card as NVML reports it (15.99 GiB) with the Windows desktop holding 1.3 GiB.
@@ -207,7 +208,7 @@ def test_auto_budget_keeps_the_standby_reserve_free() -> None:
 # ---- resident routes (resident = true) ---------------------------------------------------
 
 
-def _resident(kind: str = "llm", memory_gib: Any = None, **engine: Any) -> RouteConfig:
+def _candidate(kind: str = "llm", memory_gib: Any = None, **engine: Any) -> RouteConfig:
     return _route(kind, memory_gib, **engine).model_copy(update={"resident": True})
 
 
@@ -215,14 +216,14 @@ def _resident(kind: str = "llm", memory_gib: Any = None, **engine: Any) -> Route
     ("route", "policy", "measured", "estimate", "expected"),
     [
         # A resident engine shares the GPU under either policy: its estimate is its need...
-        (_resident(), "exclusive", 9 * GIB, 2 * GIB, 2 * GIB),
-        (_resident(), "fit", None, 2 * GIB, 2 * GIB),
-        (_resident(), "exclusive", 3 * GIB, None, 3 * GIB),  # ... else what its last load took
-        (_resident(), "exclusive", None, None, None),
-        (_resident(memory_gib=1.5), "exclusive", None, 2 * GIB, int(1.5 * GIB)),
+        (_candidate(), "exclusive", 9 * GIB, 2 * GIB, 2 * GIB),
+        (_candidate(), "fit", None, 2 * GIB, 2 * GIB),
+        (_candidate(), "exclusive", 3 * GIB, None, 3 * GIB),  # ... else what its last load took
+        (_candidate(), "exclusive", None, None, None),
+        (_candidate(memory_gib=1.5), "exclusive", None, 2 * GIB, int(1.5 * GIB)),
         # A resident pipeline: measured, else estimated before its first load.
-        (_resident(kind="diffusion"), "exclusive", None, 3 * GIB, 3 * GIB),
-        (_resident(kind="diffusion"), "exclusive", 4 * GIB, 3 * GIB, 4 * GIB),
+        (_candidate(kind="diffusion"), "exclusive", None, 3 * GIB, 3 * GIB),
+        (_candidate(kind="diffusion"), "exclusive", 4 * GIB, 3 * GIB, 4 * GIB),
     ],
 )
 def test_need_bytes_of_a_resident_route(
@@ -233,11 +234,11 @@ def test_need_bytes_of_a_resident_route(
 
 def test_a_resident_engine_takes_its_estimate_under_exclusive_not_the_card() -> None:
     free = CARD - DESKTOP
-    budget = engine_budget(_resident(), "exclusive", _gpu(free), margin_bytes=MARGIN, estimate_bytes=2 * GIB)
+    budget = engine_budget(_candidate(), "exclusive", _gpu(free), margin_bytes=MARGIN, estimate_bytes=2 * GIB)
     assert budget.error is None and budget.bytes == 2 * GIB - MARGIN
     assert "estimated need 2.0 GiB (resident)" in budget.reason
     # Not estimated (its config could not be read): it takes what is free, and says so.
-    blind = engine_budget(_resident(), "exclusive", _gpu(free), margin_bytes=MARGIN)
+    blind = engine_budget(_candidate(), "exclusive", _gpu(free), margin_bytes=MARGIN)
     assert blind.bytes == free - MARGIN and "need not estimated: set memory_gib" in blind.reason
 
 
@@ -256,13 +257,13 @@ def test_auto_budget_keeps_room_for_a_resident_route_not_loaded() -> None:
 @pytest.mark.parametrize(
     ("route", "measured", "estimate", "expected"),
     [
-        (_resident(), 3 * GIB, 2 * GIB, 3 * GIB),  # what its last load took, when larger
-        (_resident(), GIB, 2 * GIB, 2 * GIB),  # else the estimate (it asks for that much again)
-        (_resident(), None, 2 * GIB, 2 * GIB),  # the estimate counts the CUDA context
-        (_resident(memory_gib=1.5), None, 2 * GIB, int(1.5 * GIB) + MARGIN),  # budget + its context
-        (_resident(gpu_memory_utilization=0.25), None, None, 4 * GIB + MARGIN),
-        (_resident(kind="diffusion", memory_gib=3.0), None, None, 3 * GIB),  # the host's context
-        (_resident(), None, None, 0),  # unknown: nothing can be kept for it
+        (_candidate(), 3 * GIB, 2 * GIB, 3 * GIB),  # what its last load took, when larger
+        (_candidate(), GIB, 2 * GIB, 2 * GIB),  # else the estimate (it asks for that much again)
+        (_candidate(), None, 2 * GIB, 2 * GIB),  # the estimate counts the CUDA context
+        (_candidate(memory_gib=1.5), None, 2 * GIB, int(1.5 * GIB) + MARGIN),  # budget + its context
+        (_candidate(gpu_memory_utilization=0.25), None, None, 4 * GIB + MARGIN),
+        (_candidate(kind="diffusion", memory_gib=3.0), None, None, 3 * GIB),  # the host's context
+        (_candidate(), None, None, 0),  # unknown: nothing can be kept for it
     ],
 )
 def test_resident_hold_bytes(
@@ -281,11 +282,11 @@ def test_resident_hold_bytes(
         (_route(), "fit", True),
         (_route(memory_gib=2.0), "fit", False),
         (_route(kind="diffusion"), "fit", False),
-        (_resident(), "exclusive", True),
-        (_resident(kind="diffusion"), "exclusive", True),
-        (_resident(kind="embedding"), "exclusive", True),
-        (_resident(memory_gib=2.0), "exclusive", False),  # its size is known: nothing to estimate
-        (_resident(gpu_memory_utilization=0.2), "fit", False),
+        (_candidate(), "exclusive", True),
+        (_candidate(kind="diffusion"), "exclusive", True),
+        (_candidate(kind="embedding"), "exclusive", True),
+        (_candidate(memory_gib=2.0), "exclusive", False),  # its size is known: nothing to estimate
+        (_candidate(gpu_memory_utilization=0.2), "fit", False),
     ],
 )
 def test_wants_estimate(route: RouteConfig, policy: str, expected: bool) -> None:

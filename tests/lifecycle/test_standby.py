@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from llmhost.estimate.figures import CUDA_GRAPH_BYTES
-from llmhost.gpu.monitor import GIB
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
+from llmhost.units import GIB
 from tests.fakes import FakeGpu, Recorder, catalog
 from tests.lifecycle.clock import ManualClock
 from tests.lifecycle.support import GatedRecorder, start_manager, use, wait_state, wait_until, within
@@ -34,7 +34,7 @@ async def _manager(
         policy=str(host.pop("policy", "exclusive")),
         routes=routes,
         every_route=standby,
-        standby_check=lambda: unavailable,
+        standby_query=lambda: unavailable,
         **host,
     )
     await wait_until(manager, lambda: manager.scheduler.standby.known)  # vLLM's answer, from a thread
@@ -256,7 +256,7 @@ async def test_a_reload_shuts_an_asleep_model_down() -> None:
 
 async def test_standby_off_routes_never_sleep() -> None:
     rec = Recorder(gpu=FakeGpu())
-    manager, _ = start_manager(rec, cat=catalog(), standby_check=lambda: None)
+    manager, _ = start_manager(rec, cat=catalog(), standby_query=lambda: None)
     await _use(manager, "a")
     await _use(manager, "b")
     assert rec.events == ["load a", "stop a", "load b"]
@@ -293,7 +293,7 @@ async def test_an_engine_keeping_its_cuda_graphs_asleep_gets_room_for_them(graph
     b_engine = {"standby": "sleep", "sleep_level": 1, "engine": {"sleep_mode_offload_cudagraph": graphs}}
     cat = catalog("exclusive", ("a", "b"), every_route={"standby": "sleep"}, engine_margin_gib=0.75)
     cat = cat.model_copy(update={"routes": {**cat.routes, "b": cat.routes["b"].model_copy(update=b_engine)}})
-    manager, _ = start_manager(rec, cat=cat, standby_check=lambda: None)
+    manager, _ = start_manager(rec, cat=cat, standby_query=lambda: None)
     await wait_until(manager, lambda: manager.scheduler.standby.known)
     await _use(manager, "a")
     graph_room = 0 if graphs else CUDA_GRAPH_BYTES

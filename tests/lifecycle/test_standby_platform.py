@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 from tests.fakes import FakeGpu, Recorder
 from tests.lifecycle.support import settled, start_manager, use, wait_until, within
 
@@ -29,7 +29,7 @@ async def test_a_standby_load_waits_for_the_platform_answer(answer: str | None, 
         answered.wait(60)
         return answer
 
-    manager, _ = start_manager(rec, every_route=STANDBY, standby_check=check)
+    manager, _ = start_manager(rec, every_route=STANDBY, standby_query=check)
     request = asyncio.create_task(use(manager, "a"))
     await wait_until(manager, lambda: bool(manager.slots["a"].waiting))
     await within(asyncio.to_thread(asked.wait, 60))
@@ -59,7 +59,7 @@ async def test_the_platform_question_waits_for_the_imports_without_a_thread() ->
         asked.set()
         return None
 
-    manager, _ = start_manager(rec, every_route=STANDBY, standby_check=check, standby_after=imports_done.wait)
+    manager, _ = start_manager(rec, every_route=STANDBY, standby_query=check, standby_after=imports_done.wait)
     await settled(manager)
     assert not asked.is_set()
     assert {s["route"]: s for s in manager.snapshot()}["a"]["standby"] == "checking"

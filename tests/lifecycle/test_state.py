@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from llmhost.lifecycle.state import IllegalTransition, ModelState, check_transition, has_engine, is_resident
+from llmhost.lifecycle.state import IllegalTransition, ModelState, check_transition, has_engine, uses_gpu
 
 S = ModelState
 
@@ -68,7 +68,7 @@ def test_notable_illegal_moves(old: ModelState, new: ModelState) -> None:
 
 
 def test_resident_states_are_those_that_hold_gpu_memory() -> None:
-    assert {s for s in ModelState if is_resident(s)} == {
+    assert {s for s in ModelState if uses_gpu(s)} == {
         S.LOADING,
         S.READY,
         S.UNLOADING,
@@ -79,5 +79,5 @@ def test_resident_states_are_those_that_hold_gpu_memory() -> None:
 
 def test_an_asleep_model_has_an_engine_but_is_not_resident() -> None:
     # The policy counts its GPU memory as free; the host's shutdown still waits for it.
-    assert not is_resident(S.ASLEEP)
-    assert {s for s in ModelState if has_engine(s)} == {s for s in ModelState if is_resident(s)} | {S.ASLEEP}
+    assert not uses_gpu(S.ASLEEP)
+    assert {s for s in ModelState if has_engine(s)} == {s for s in ModelState if uses_gpu(s)} | {S.ASLEEP}

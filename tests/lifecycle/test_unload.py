@@ -37,7 +37,7 @@ async def test_unload_drains_in_flight_requests_then_stops_the_engine() -> None:
 
 async def test_unload_of_every_model_includes_asleep_ones_and_none_sleeps() -> None:
     rec = Recorder(gpu=FakeGpu())
-    manager, _ = start_manager(rec, routes=("a", "b", "c"), every_route=STANDBY, standby_check=lambda: None)
+    manager, _ = start_manager(rec, routes=("a", "b", "c"), every_route=STANDBY, standby_query=lambda: None)
     await wait_until(manager, lambda: manager.scheduler.standby.known)
     await within(use(manager, "a"))
     await within(use(manager, "b"))  # a sleeps to make room

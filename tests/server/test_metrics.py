@@ -15,10 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmhost.errors import ModelUnavailable, Overloaded, ShuttingDown
-from llmhost.gpu.monitor import GIB, NullMonitor
+from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from llmhost.server.metrics import render_metrics
+from llmhost.units import GIB
 from tests.fakes import FakeGpu, Recorder, catalog
 from tests.lifecycle.clock import ManualClock
 

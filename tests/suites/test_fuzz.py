@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from llmhost.backends.diffusion.backend import ImageJob, ImageResult
+from llmhost.backends.base import ImageJob, ImageResult
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.server.preload import THREAD_NAME
 from tests import catalogs

@@ -17,8 +17,7 @@ from fastapi import Request
 
 from llmhost.api.disconnect import until_disconnected
 from llmhost.api.images.queue import QueueFull, image_queue
-from llmhost.backends.base import ImageBackend
-from llmhost.backends.diffusion.backend import ImageJob, ImageResult
+from llmhost.backends.base import ImageBackend, ImageJob, ImageResult
 from llmhost.config import RouteConfig
 from llmhost.errors import HostError, ModelUnavailable
 from llmhost.server.host_state import HostState

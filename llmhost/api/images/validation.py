@@ -7,8 +7,9 @@ import re
 import secrets
 
 from llmhost.api.images.protocol import ImagesRequest, Tuning
-from llmhost.backends.diffusion.backend import DEFAULT_SIZE_MULTIPLE, ImageJob, check_size
+from llmhost.backends.base import ImageJob
 from llmhost.config import RouteConfig
+from llmhost.config.image_size import DEFAULT_SIZE_MULTIPLE, check_size
 from llmhost.errors import InvalidRequest
 
 _DRAWN_SEEDS = 2**32  # a drawn seed stays small enough to read and type back

@@ -21,16 +21,14 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from llmhost.backends import heap
+from llmhost.backends.base import ImageJob, ImageResult
 from llmhost.backends.diffusion.load import (
-    Placement,
     open_pipeline,
     place,
     plan_load,
-    plan_placement,
     t5_state,
 )
 from llmhost.backends.diffusion.memory import amount, clear_frames, empty_cuda_cache, trim_heap
@@ -39,40 +37,7 @@ from llmhost.config import HostConfig, PipelineConfig, RouteConfig
 from llmhost.config.image_size import DEFAULT_SIZE_MULTIPLE, check_size
 from llmhost.errors import ModelUnavailable
 
-__all__ = [
-    "DEFAULT_SIZE_MULTIPLE",  # re-exported: the images API imports them from here
-    "DiffusionBackend",
-    "ImageJob",
-    "ImageResult",
-    "Placement",
-    "check_size",
-    "plan_placement",
-]
-
 log = logging.getLogger("llmhost.diffusion")
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """One validated generation request. `width`/`height` None: the pipeline's own size."""
-
-    prompt: str
-    seed: int
-    steps: int
-    guidance_scale: float
-    negative_prompt: str | None = None
-    width: int | None = None
-    height: int | None = None
-    count: int = 1
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    png: list[bytes]
-    width: int
-    height: int
-    seed: int
-    elapsed: float  # seconds spent generating and encoding, not waiting
 
 
 class DiffusionBackend:

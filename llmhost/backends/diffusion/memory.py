@@ -7,7 +7,7 @@ import sys
 import traceback
 from typing import Any
 
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 
 
 def empty_cuda_cache(device: str | None) -> bool:

@@ -33,7 +33,8 @@ from typing import Any
 from llmhost.backends.vllm.failure import root_cause
 from llmhost.backends.vllm.processes import EngineProcesses
 from llmhost.config import RouteConfig
-from llmhost.gpu.monitor import GIB, open_monitor
+from llmhost.gpu.monitor import open_monitor
+from llmhost.units import GIB
 
 log = logging.getLogger("llmhost.vllm")
 

@@ -25,11 +25,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from llmhost.backends.base import describe, one_line
 from llmhost.backends.vllm.start_phases import add_capture
 
 # The last line of a Python traceback: "ValueError: Free memory on device ...".
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*(?:Error|Exception|Exit)):\s*(.+)$")
-_MAX_CHARS = 600
 
 
 def capture_config(log_file: Path, phase_log: Path | None = None) -> Any | None:
@@ -87,23 +87,6 @@ def root_cause(error: BaseException, log_file: Path | None) -> str:
     return describe(error)
 
 
-def describe(error: BaseException) -> str:
-    """`Type: first line`, with the field messages of a pydantic ValidationError (vLLM's
-    configuration errors, e.g. an unknown quantization method) instead of its header."""
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        try:
-            messages = [str(e.get("msg", "")).removeprefix("Value error, ") for e in errors()]
-        except Exception:
-            messages = []
-        messages = [m for m in messages if m]
-        if messages:
-            return _clip(f"{type(error).__name__}: {'; '.join(messages)}")
-    lines = str(error).strip().splitlines()
-    first = lines[0] if lines else ""
-    return _clip(f"{type(error).__name__}: {first}" if first else type(error).__name__)
-
-
 def _last_logged_exception(log_file: Path) -> str | None:
     try:
         text = log_file.read_text(encoding="utf-8", errors="replace")
@@ -119,7 +102,7 @@ def _last_logged_exception(log_file: Path) -> str | None:
                 details = _validation_details(lines[index + 1 :])
                 if details:
                     found = f"ValidationError: {details}"
-    return _clip(found) if found else None
+    return one_line(found) if found else None
 
 
 def _validation_details(lines: list[str]) -> str:
@@ -134,11 +117,6 @@ def _validation_details(lines: list[str]) -> str:
         if text.startswith("Value error, "):
             messages.append(text.removeprefix("Value error, ").split(" [type=")[0])
     return "; ".join(messages)
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_CHARS else text[: _MAX_CHARS - 1] + "…"
 
 
 def new_log_file(route_name: str) -> Path:

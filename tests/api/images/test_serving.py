@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from llmhost.backends.diffusion.backend import ImageJob, ImageResult
+from llmhost.backends.base import ImageJob, ImageResult
 from llmhost.config import HostConfig, RouteConfig
 from llmhost.gpu.monitor import NullMonitor
 from llmhost.server.app import create_app
@@ -100,7 +100,7 @@ async def test_a_queued_image_job_holds_no_lease_and_an_eviction_does_not_wait_f
         backend_factory=rec.factory,
         preflight=None,
         preload=False,
-        standby_check=lambda: None,
+        standby_query=lambda: None,
     )
     async with running(app) as client, rec.finishing_all():
         manager = app.state.host.manager

@@ -19,8 +19,10 @@ import psutil
 import pytest
 from PIL import Image
 
-from llmhost.backends.diffusion.backend import DiffusionBackend, ImageJob, check_size
+from llmhost.backends.base import ImageJob
+from llmhost.backends.diffusion.backend import DiffusionBackend
 from llmhost.config import HostConfig, RouteConfig, parse_catalog
+from llmhost.config.image_size import check_size
 from llmhost.errors import InvalidRequest, ModelUnavailable
 
 MIB = 1024 * 1024

@@ -18,8 +18,10 @@ from typing import Any
 import psutil
 import pytest
 
+from llmhost.backends.base import ImageJob
 from llmhost.backends.diffusion import load as pipeline_load
-from llmhost.backends.diffusion.backend import DiffusionBackend, ImageJob, Placement, plan_placement
+from llmhost.backends.diffusion.backend import DiffusionBackend
+from llmhost.backends.diffusion.load import Placement, plan_placement
 from llmhost.config import HostConfig, parse_catalog
 from llmhost.settings import Settings
 

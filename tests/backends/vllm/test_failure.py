@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
-from llmhost.backends.vllm.failure import capture_config, describe, root_cause
+from llmhost.backends.base import describe
+from llmhost.backends.vllm.failure import capture_config, root_cause
 
 # What the engine core process writes through our handler when it fails to start
 # (format "%(message)s" plus the traceback), as seen from vLLM 0.32 on this machine.

@@ -12,7 +12,7 @@ from llmhost.backends.vllm import backend as vllm
 from llmhost.backends.vllm.backend import VllmBackend
 from llmhost.config import HostConfig
 from llmhost.estimate.figures import CUDA_GRAPH_BYTES
-from llmhost.gpu.monitor import GIB
+from llmhost.units import GIB
 from llmhost.vllm_source.engine import _accepts_field
 from tests.fakes import catalog
 
