@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from llmhost import estimate
 from llmhost.cli import main
+from llmhost.estimate import estimate_route, verdict
+from llmhost.units import GIB
+from tests.estimate.support import DSV2, awq_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,3 +160,93 @@ def test_check_refuses_what_serve_refuses_with_the_same_message(
     assert main(["check", *config, *flags, "--allow-no-key"]) == 0
     monkeypatch.setenv("VLLM_API_KEY", "k")
     assert main(["check", *config, *flags]) == 0
+
+
+# ---- llmhost check --gpu-memory -----------------------------------------------------------
+
+
+@pytest.fixture
+def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    awq = awq_dir(tmp_path)
+    path = tmp_path / "models.toml"
+    path.write_text(
+        f"""
+[host]
+policy = "fit"
+[routes.coder]
+kind = "llm"
+model = "{awq}"
+served_names = ["coder-awq"]
+[routes.coder.engine]
+max_model_len = 8192
+[routes.agent]
+kind = "llm"
+model = "{awq}"
+served_names = ["agent-awq"]
+[routes.agent.engine]
+max_model_len = 4096
+enforce_eager = true
+[routes.coderslow]
+kind = "llm"
+model = "{DSV2}"
+[routes.coderslow.engine]
+max_model_len = 4096
+[routes.chat]
+kind = "llm"
+model = "meta-llama/Llama-3.1-8B-Instruct"
+"""
+    )
+    return path
+
+
+def line_of(out: str, name: str) -> str:
+    """The route's row in the fit table (the route table above it starts with names too)."""
+    fit = out[out.index("Fit estimate for") :]
+    return next(line for line in fit.splitlines() if line.split()[:1] == [name])
+
+
+def test_check_gpu_memory_prints_a_verdict_per_route(table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmhost.config import load_catalog
+
+    assert main(["check", "--config", str(table), "--gpu-memory", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "Fit estimate for 16.00 GiB (--gpu-memory)" in out
+    routes = load_catalog(table).routes
+    for name in ("coder", "agent", "coderslow"):
+        est = estimate_route(routes[name])
+        line = line_of(out, name)
+        assert est.need_bytes is not None
+        assert f"{est.need_bytes / GIB:.2f} GiB" in line and line.endswith(verdict(est.need_bytes, 16 * GIB))
+    assert line_of(out, "coder").endswith("fits") and line_of(out, "coderslow").endswith("does not fit")
+    assert "(8192 tok)" in line_of(out, "coder")
+    assert line_of(out, "chat").endswith("unknown: not in the cache")
+    assert out.count("Not in the cache: chat. `llmhost pull` fetches them") == 1  # one hint, not per row
+    # Two AWQ engines need more than 90% of 16 GiB together; on 24 GiB they stay side by side.
+    assert "no two routes fit side by side" in out
+    assert main(["check", "--config", str(table), "--gpu-memory", "24"]) == 0
+    assert "  coder + agent: " in capsys.readouterr().out
+
+
+def test_check_uses_the_gpu_nvml_sees(
+    table: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(estimate, "detected_gpu_bytes", lambda: (None, "NVML is unavailable (no driver)"))
+    assert main(["check", "--config", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "No fit estimate: no GPU seen (NVML is unavailable (no driver)); pass --gpu-memory GIB" in out
+    assert "VERDICT" not in out
+    monkeypatch.setattr(
+        estimate, "detected_gpu_bytes", lambda: (int(15.99 * GIB), "NVIDIA GeForce RTX 4080 (NVML)")
+    )
+    assert main(["check", "--config", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "Fit estimate for 15.99 GiB (NVIDIA GeForce RTX 4080 (NVML))" in out
+    assert line_of(out, "coder").endswith("fits")
+
+
+def test_check_refuses_a_gpu_size_of_zero(table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(table), "--gpu-memory", "0"]) == 2
+    assert "--gpu-memory is the GPU's size in GiB" in capsys.readouterr().err
