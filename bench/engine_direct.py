@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from llmhost.backends.vllm.backend import create_engine  # imports no vLLM: that comes after T0
+from llmhost.backends.vllm.engine import create_engine  # imports no vLLM: that comes after T0
 
 T0 = time.perf_counter()  # before vLLM is imported: the cold start counts the import
 

@@ -37,6 +37,6 @@ def run(subjects: Subjects, rounds: int) -> list[dict[str, Any]]:
 
 def unavailable() -> str | None:
     """Why this machine cannot measure standby, None when it can."""
-    from llmhost.backends.vllm.backend import sleep_mode_problem
+    from llmhost.backends.vllm.standby import sleep_mode_problem
 
     return sleep_mode_problem()

@@ -119,3 +119,9 @@ def tiny_llm_route(name: str, model: object, served: str, *, serving: str = "", 
     if serving:
         table += f"[routes.{name}.serving]\n{serving}\n"
     return table
+
+
+def running_requests(backend: Any) -> int:
+    """The requests a vLLM backend's engine is working on (none without an engine)."""
+    engine = backend.engine
+    return 0 if engine is None else int(engine.get_num_unfinished_requests())

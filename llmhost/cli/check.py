@@ -79,7 +79,7 @@ def _print_standby(catalog: Catalog) -> None:
         return
     names = ", ".join(f"{r.name} (level {r.sleep_level})" for r in wanting)
     try:
-        from llmhost.backends.vllm.backend import sleep_mode_problem
+        from llmhost.backends.vllm.standby import sleep_mode_problem
 
         problem = sleep_mode_problem()  # imports vLLM's platform detection: a few seconds
     except ImportError as exc:

@@ -458,7 +458,7 @@ class ModelManager:
 
 def _sleep_mode_problem() -> str | None:
     """The default standby check: vLLM's own answer for this platform."""
-    from llmhost.backends.vllm.backend import sleep_mode_problem
+    from llmhost.backends.vllm.standby import sleep_mode_problem
 
     return sleep_mode_problem()
 

@@ -158,8 +158,8 @@ def exit_status(app: FastAPI) -> int | None:
 
 
 def _sleep_mode_query() -> str | None:
-    """vLLM's answer on sleep mode (llmhost.backends.vllm.backend); the manager asks it once the
+    """vLLM's answer on sleep mode (llmhost.backends.vllm.standby); the manager asks it once the
     preload's imports are done (it imports vLLM's platform detection)."""
-    from llmhost.backends.vllm.backend import sleep_mode_problem
+    from llmhost.backends.vllm.standby import sleep_mode_problem
 
     return sleep_mode_problem()

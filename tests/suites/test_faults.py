@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, make_app, tiny_llm_route
+from tests.apphelp import ServerThread, make_app, running_requests, tiny_llm_route
 from tests.hostproc import wait_until
 
 pytestmark = pytest.mark.engine
@@ -75,7 +75,7 @@ def test_client_gone_mid_request_aborts_it_in_the_engine(setup: tuple[ServerThre
             json={"model": "coder-fast", "prompt": "x", "max_tokens": 30000, "ignore_eos": True},
         )
     backend = server.app.state.host.manager.slots["coder"].backend
-    assert wait_until(lambda: backend.running_requests() == 0, 10)
+    assert wait_until(lambda: running_requests(backend) == 0, 10)
     assert wait_until(lambda: model_stats(server.url, "coder")["in_flight"] == 0, 5)
 
 

@@ -104,10 +104,6 @@ class EngineProcesses:
         return total if seen else None
 
     @property
-    def watching(self) -> bool:
-        return self._thread is not None
-
-    @property
     def pids(self) -> list[int]:
         return sorted(self._procs)
 

@@ -17,7 +17,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, engine_table, make_app, tiny_llm_route
+from tests.apphelp import ServerThread, engine_table, make_app, running_requests, tiny_llm_route
 
 __all__ = ["engine_table"]  # other test modules import it from here
 
@@ -238,10 +238,10 @@ def test_closing_a_stream_aborts_the_engine_request(server: ServerThread) -> Non
     backend = manager.slots["coder"].backend
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if backend.running_requests() == 0 and stats(server)["coder"]["in_flight"] == 0:
+        if running_requests(backend) == 0 and stats(server)["coder"]["in_flight"] == 0:
             break
         time.sleep(0.1)
-    assert backend.running_requests() == 0
+    assert running_requests(backend) == 0
     assert stats(server)["coder"]["in_flight"] == 0
 
 

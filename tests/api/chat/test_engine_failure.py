@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, envelope, make_app, tiny_llm_route
+from tests.apphelp import ServerThread, envelope, make_app, running_requests, tiny_llm_route
 
 pytestmark = pytest.mark.engine
 
@@ -119,7 +119,7 @@ def test_a_request_whose_engine_dies_is_a_503_naming_the_failure(
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     connection.request("POST", CHAT, body=json.dumps(LONG), headers={"Content-Type": "application/json"})
     deadline = time.monotonic() + 60
-    while backend.running_requests() == 0:  # in the engine: now it dies under the request
+    while running_requests(backend) == 0:  # in the engine: now it dies under the request
         assert time.monotonic() < deadline
         time.sleep(0.05)
     kill_engine_core()

@@ -2,7 +2,7 @@
 
 The GPU records below are vLLM 0.32's format strings (the modules in
 `start_phases.PHASE_LOGGERS`) filled in as on a 16 GB card; the CPU ones are what this
-machine's vLLM wrote. The engine test reads a real tiny engine's records on CPU.
+machine's vLLM wrote. A real tiny engine's records on CPU are read in test_backend.py.
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ from typing import Any
 import pytest
 
 from llmhost.backends.vllm import start_phases
-from llmhost.backends.vllm.backend import VllmBackend
 from llmhost.backends.vllm.start_phases import Attempts, Phase, add_capture, read, summary
-from llmhost.config import HostConfig, parse_catalog
-from llmhost.config.text import toml_table
-from llmhost.tiny_models import tiny_engine_args
 
 T0 = 1_800_000_000.0  # when the load began (wall clock)
 
@@ -180,35 +176,3 @@ def test_the_capture_keeps_the_console_at_the_users_level(tmp_path: Path, restor
         "|init engine (profile, create kv cache, warmup model) took 0.04 s"
     )
     assert [p.phase for p in read(phase_log, 0.0)] == ["engine_init", "engine_ready"]
-
-
-@pytest.mark.engine
-async def test_a_real_engine_on_cpu_reports_the_phases_it_has(tiny_models: Any) -> None:
-    # Compiled (no enforce_eager), so the CPU backend's compile phases exist too; vLLM's
-    # compile cache may hold the model from an earlier run (a hit) or not (a miss).
-    engine = {**tiny_engine_args(), "enforce_eager": False, "max_model_len": 4096}
-    route = {"kind": "llm", "model": str(tiny_models.llm), "served_names": ["coder-fast"], "engine": engine}
-    backend = VllmBackend(
-        parse_catalog("\n".join(toml_table("routes.coder", route))).routes["coder"], HostConfig()
-    )
-    await backend.start()
-    try:
-        assert backend.engine_start is not None
-        phases = {p.phase: p for p in backend.engine_start.phases}
-    finally:
-        await backend.stop()
-    expected = {"engine_process", "worker_setup", "model_init", "weights", "compile_warmup", "compile_cache"}
-    assert expected | {"profile_run", "kv_cache", "kv_cache_size", "engine_init", "engine_ready"} <= set(
-        phases
-    )
-    assert (phases["compile_cache"].detail or "").startswith(("cache hit", "cache miss"))
-    assert phases["kv_cache"].gib == 0.06 and "131,072 tokens" in (phases["kv_cache_size"].detail or "")
-    # The timeline adds up: the engine was ready after its process, worker and init steps.
-    steps = (
-        phases["engine_process"].seconds or 0,
-        phases["worker_setup"].seconds or 0,
-        phases["engine_init"].seconds or 0,
-    )
-    assert sum(steps) <= (phases["engine_ready"].seconds or 0) + 1.0
-    # No phase only a GPU has.
-    assert not {"model_load", "cuda_graphs", "torch_compile", "dynamo"} & set(phases)

@@ -1,5 +1,6 @@
-"""A stop while vLLM's engine is being created: whatever the start produces afterwards is
-shut down, even when it finishes after the backend stopped waiting for it."""
+"""The vLLM backend's start and stop: a real tiny engine's start reports its phases, and a
+stop while vLLM's engine is being created shuts down whatever the start produces afterwards,
+even when it finishes after the backend stopped waiting for it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,42 @@ import pytest
 
 from llmhost.backends.vllm import backend as vllm
 from llmhost.backends.vllm.backend import EngineStartError, VllmBackend
-from llmhost.config import HostConfig
+from llmhost.config import HostConfig, parse_catalog
+from llmhost.config.text import toml_table
+from llmhost.tiny_models import tiny_engine_args
 from tests.fakes import catalog
+
+
+@pytest.mark.engine
+async def test_a_real_engine_on_cpu_reports_the_phases_it_has(tiny_models: Any) -> None:
+    # Compiled (no enforce_eager), so the CPU backend's compile phases exist too; vLLM's
+    # compile cache may hold the model from an earlier run (a hit) or not (a miss).
+    engine = {**tiny_engine_args(), "enforce_eager": False, "max_model_len": 4096}
+    route = {"kind": "llm", "model": str(tiny_models.llm), "served_names": ["coder-fast"], "engine": engine}
+    backend = VllmBackend(
+        parse_catalog("\n".join(toml_table("routes.coder", route))).routes["coder"], HostConfig()
+    )
+    await backend.start()
+    try:
+        assert backend.engine_start is not None
+        phases = {p.phase: p for p in backend.engine_start.phases}
+    finally:
+        await backend.stop()
+    expected = {"engine_process", "worker_setup", "model_init", "weights", "compile_warmup", "compile_cache"}
+    assert expected | {"profile_run", "kv_cache", "kv_cache_size", "engine_init", "engine_ready"} <= set(
+        phases
+    )
+    assert (phases["compile_cache"].detail or "").startswith(("cache hit", "cache miss"))
+    assert phases["kv_cache"].gib == 0.06 and "131,072 tokens" in (phases["kv_cache_size"].detail or "")
+    # The timeline adds up: the engine was ready after its process, worker and init steps.
+    steps = (
+        phases["engine_process"].seconds or 0,
+        phases["worker_setup"].seconds or 0,
+        phases["engine_init"].seconds or 0,
+    )
+    assert sum(steps) <= (phases["engine_ready"].seconds or 0) + 1.0
+    # No phase only a GPU has.
+    assert not {"model_load", "cuda_graphs", "torch_compile", "dynamo"} & set(phases)
 
 
 class _NoProcesses:
@@ -44,7 +79,7 @@ def _backend(monkeypatch: pytest.MonkeyPatch) -> tuple[VllmBackend, list[Any], a
         shut.append(engine)
         done.set()
 
-    monkeypatch.setattr(backend, "_shutdown", shutdown)
+    monkeypatch.setattr(vllm, "shutdown", shutdown)
     return backend, shut, done
 
 
