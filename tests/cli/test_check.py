@@ -32,26 +32,6 @@ def test_check_fails_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "warp_speed" in err and str(bad) in err and "Traceback" not in err
 
 
-def test_serve_refuses_lan_without_key(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["serve", "--config", str(REPO / "models.toml"), "--host", "0.0.0.0"])
-    assert code == 2
-    assert "VLLM_API_KEY" in capsys.readouterr().err
-
-
-def test_demo_config_mirrors_the_shipped_routes(tiny_models: object) -> None:
-    from llmhost.cli.demo import demo_config_text
-    from llmhost.config import load_catalog, parse_catalog
-
-    shipped = load_catalog(REPO / "models.toml")
-    demo = parse_catalog(demo_config_text(tiny_models))  # type: ignore[arg-type]
-    assert list(demo.routes) == list(shipped.routes)
-    for name, route in shipped.routes.items():
-        assert demo.routes[name].served_names == route.served_names, name
-        assert demo.routes[name].kind == route.kind
-        assert demo.routes[name].serving == route.serving, name
-    assert len({r.model for r in demo.routes.values() if r.kind == "llm"}) >= 2  # swaps show
-
-
 def test_check_prints_each_setting_with_where_it_came_from(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

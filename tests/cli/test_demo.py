@@ -1,4 +1,5 @@
-"""The README's first command: `llmhost demo` comes up and the curl lines it prints work."""
+"""The README's first command: `llmhost demo` comes up and the curl lines it prints work; its
+configuration mirrors the shipped routes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.hostproc import free_port as _free_port
 from tests.hostproc import healthy as _healthy
 from tests.hostproc import wait_until
 
-pytestmark = pytest.mark.engine
+REPO = Path(__file__).resolve().parents[2]
 
 
 def printed_commands(lines: list[str]) -> list[str]:
@@ -32,6 +33,7 @@ def printed_commands(lines: list[str]) -> list[str]:
     return commands
 
 
+@pytest.mark.engine
 def test_demo_serves_and_its_examples_work(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"} | {"HF_HUB_OFFLINE": "1"}
@@ -90,3 +92,17 @@ def test_demo_serves_and_its_examples_work(tmp_path: Path) -> None:
             demo.wait(timeout=90)
         except subprocess.TimeoutExpired:
             demo.kill()
+
+
+def test_demo_config_mirrors_the_shipped_routes(tiny_models: object) -> None:
+    from llmhost.cli.demo import demo_config_text
+    from llmhost.config import load_catalog, parse_catalog
+
+    shipped = load_catalog(REPO / "models.toml")
+    demo = parse_catalog(demo_config_text(tiny_models))  # type: ignore[arg-type]
+    assert list(demo.routes) == list(shipped.routes)
+    for name, route in shipped.routes.items():
+        assert demo.routes[name].served_names == route.served_names, name
+        assert demo.routes[name].kind == route.kind
+        assert demo.routes[name].serving == route.serving, name
+    assert len({r.model for r in demo.routes.values() if r.kind == "llm"}) >= 2  # swaps show

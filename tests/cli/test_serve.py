@@ -1,4 +1,5 @@
-"""After a stop, the last log line is the last thing that takes time (no slow interpreter teardown)."""
+"""`llmhost serve`: it refuses a LAN address without a key, and after a stop the last log line is
+the last thing that takes time (no slow interpreter teardown)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.engine  # imports vLLM in the served process (seconds of CPU)
+from llmhost.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -24,6 +27,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.engine  # imports vLLM in the served process (seconds of CPU)
 def test_exit_follows_the_last_log_line_at_once(tiny_models: object, tmp_path: Path) -> None:
     config = tmp_path / "models.toml"
     config.write_text(f'[routes.chat]\nkind = "llm"\nmodel = "{tiny_models.llm}"\n')  # type: ignore[attr-defined]
@@ -66,3 +70,9 @@ def test_exit_follows_the_last_log_line_at_once(tiny_models: object, tmp_path: P
     lag = exited - last[0]
     print(f"exit {lag:.2f} s after the last log line")
     assert lag < 0.75
+
+
+def test_serve_refuses_lan_without_key(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--config", str(REPO / "models.toml"), "--host", "0.0.0.0"])
+    assert code == 2
+    assert "VLLM_API_KEY" in capsys.readouterr().err

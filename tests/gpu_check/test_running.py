@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmhost.gpu_check.running import another_llmhost, llmhost_pids
-from tests.cli.test_doctor import free_port
+from tests.cli.support import free_port
 from tests.fake_llmhost import fake_llmhost
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
