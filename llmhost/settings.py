@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmhost.config import Catalog, ConfigError
@@ -284,21 +284,6 @@ def dotenv_path() -> Path | None:
     if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
         return Path(env_file)
     return None
-
-
-def explain_invalid(exc: ValidationError) -> str:
-    """A bad setting in one line: the variable, its value (never a secret's) and where it
-    came from, so the user knows which file, or which environment, to fix."""
-    first = exc.errors()[0]
-    if not first["loc"]:
-        return f"environment: {first['msg']}."
-    field = str(first["loc"][0])
-    name = field.upper()
-    secret = field in ("vllm_api_key", "hf_token")
-    shown = name if secret else f"{name}={first.get('input')}"
-    env_file = dotenv_path()
-    source = f"in {env_file.absolute()}" if origin(field) == ".env" and env_file else "in the environment"
-    return f"{shown} ({source}): {first['msg']}."
 
 
 def _show(value: object) -> str:

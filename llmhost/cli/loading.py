@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmhost.config import Catalog, ConfigError, load_catalog
-from llmhost.settings import Settings, explain_invalid
+from llmhost.settings import Settings, dotenv_path, origin
 
 
 def settings_from_env() -> Settings:
@@ -55,3 +55,18 @@ def _unreadable(path: Path, mode: str) -> ConfigError:
         f"{path}: permission denied for user {user}, who runs llmhost. "
         f"Fix: sudo chgrp {group} {path} && sudo chmod {mode} {path}"
     )
+
+
+def explain_invalid(exc: ValidationError) -> str:
+    """A bad setting in one line: the variable, its value (never a secret's) and where it
+    came from, so the user knows which file, or which environment, to fix."""
+    first = exc.errors()[0]
+    if not first["loc"]:
+        return f"environment: {first['msg']}."
+    field = str(first["loc"][0])
+    name = field.upper()
+    secret = field in ("vllm_api_key", "hf_token")
+    shown = name if secret else f"{name}={first.get('input')}"
+    env_file = dotenv_path()
+    source = f"in {env_file.absolute()}" if origin(field) == ".env" and env_file else "in the environment"
+    return f"{shown} ({source}): {first['msg']}."

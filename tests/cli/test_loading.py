@@ -1,5 +1,8 @@
-"""A `.env` or models.toml that the user running llmhost cannot read: one line naming the
-file and the fix, exit status 2 (which systemd/llmhost.service does not restart).
+"""Settings and models.toml as the commands load them (llmhost/cli/loading.py).
+
+A `.env` or models.toml that the user running llmhost cannot read: one line naming the
+file and the fix, exit status 2 (which systemd/llmhost.service does not restart). A bad
+value: one line naming the variable and where it came from, never a secret's value.
 
 Real `llmhost` subprocesses on real files with mode 000. Root reads any file, so as root
 the command runs with the capabilities that let it do so dropped (setpriv).
@@ -14,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from llmhost.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DROP = "-dac_override,-dac_read_search"
@@ -68,3 +73,36 @@ def test_readable_files_still_check(workdir: Path) -> None:
     result = _llmhost(workdir, "check")
     assert result.returncode == 0, result.stderr
     assert "300s" in result.stdout  # IDLE_SECONDS from .env applied
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_a_bad_value_names_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    from llmhost.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IDLE_SECONDS", raising=False)
+    if where == ".env":
+        (tmp_path / ".env").write_text("IDLE_SECONDS=ten\n")
+    else:
+        (tmp_path / ".env").write_text("IDLE_SECONDS=600\n")  # the environment wins, and is named
+        monkeypatch.setenv("IDLE_SECONDS", "ten")
+    for command in ("check", "serve"):
+        assert main([command, "--config", str(REPO / "models.toml")]) == 2
+        err = capsys.readouterr().err
+        assert "IDLE_SECONDS=ten" in err and "valid number" in err, err
+        source = f"in {tmp_path / '.env'}" if where == ".env" else "in the environment"
+        assert f"({source})" in err, err
+
+
+def test_a_bad_secret_is_named_but_not_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from llmhost.cli.loading import explain_invalid
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, vllm_api_key=["not", "a", "string"])
+    message = explain_invalid(caught.value)
+    assert message.startswith("VLLM_API_KEY (") and "'not'" not in message
