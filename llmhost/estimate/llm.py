@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmhost.config import RouteConfig
-from llmhost.estimate import weights
+from llmhost.estimate import checkpoint, weights
+from llmhost.estimate.checkpoint import DTYPE_BYTES, text_config
 from llmhost.estimate.figures import (
     ACTIVATION_HIDDEN_FACTOR,
     ACTIVATION_INTERMEDIATE_FACTOR,
@@ -23,14 +24,13 @@ from llmhost.estimate.figures import (
 )
 from llmhost.estimate.files import Directory, Files
 from llmhost.estimate.result import RouteEstimate
-from llmhost.estimate.weights import DTYPE_BYTES, text_config
 
 # ---- config.json arithmetic (pure) --------------------------------------------------------
 
 
 def load_dtype_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:
-    """Bytes per element of the dtype vLLM runs the model in (llmhost.estimate.weights)."""
-    return weights.load_dtype_bytes(engine)
+    """Bytes per element of the dtype vLLM runs the model in (llmhost.estimate.checkpoint)."""
+    return checkpoint.load_dtype_bytes(engine)
 
 
 def kv_dtype_bytes(config: Mapping[str, Any], engine: Mapping[str, Any]) -> int:

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmhost.config import RouteConfig
+from llmhost.estimate.checkpoint import text_config
 from llmhost.estimate.files import Files
 from llmhost.estimate.llm import estimate_llm, llm_overhead_bytes
 from llmhost.estimate.result import RouteEstimate
-from llmhost.estimate.weights import text_config
 
 # config.json model_type of the encoder-only families vLLM pools (bert.py, roberta via
 # bert, bert_with_rope.py, modernbert.py): no KV cache.

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from llmhost.config import RouteConfig
-from llmhost.estimate import estimate_route
+from llmhost.estimate import estimate_route, online_quant
 from llmhost.estimate import weights as w
 from llmhost.units import GIB
 from llmhost.vllm_source import quantization as vllm_quantization
@@ -98,7 +98,7 @@ def test_the_online_table_is_vllms_own() -> None:
     installed = vllm_quantization.online_quantization()
     if installed is None:
         pytest.skip("vLLM's source is not installed here")
-    assert w.ONLINE_SHORTHANDS == installed
+    assert online_quant.ONLINE_SHORTHANDS == installed
     # Every shorthand is also a quantization method vLLM accepts (QuantizationMethods).
     methods = vllm_quantization.quantization_methods()
     assert methods is not None and set(installed) | {"fp8", "online"} <= set(methods)
@@ -208,7 +208,7 @@ def test_online_through_quantization_config_and_the_moe_only_shorthands(tmp_path
         assert "linear layers unquantized" in w.weight_form(c, {"quantization": method}).precision
     # A pre-quantized checkpoint names its own method: no online arithmetic on top.
     gptq = config(SHIPPED / "qwen2.5-7b-instruct-gptq-int8")
-    assert w.online_method(gptq, {"quantization": "fp8_per_channel"}) is None
+    assert online_quant.online_method(gptq, {"quantization": "fp8_per_channel"}) is None
 
 
 def test_unquantized_checkpoints_at_the_model_dtype() -> None:
