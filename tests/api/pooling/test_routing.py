@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from llmhost.backends.vllm.pooling import serving_problem
 from llmhost.config import parse_catalog
 from llmhost.config.text import models_toml
 from tests.apphelp import envelope, make_app, running
@@ -101,43 +100,3 @@ async def test_listed_in_models_and_routes_with_their_kind_and_paths() -> None:
         routes = {r["route"]: r for r in (await client.get("/routes")).json()["routes"]}
         assert routes["rerank"]["paths"] == ["/rerank/v1/models", "/rerank/v1/rerank"]
         assert routes["embed"]["auth"] == "key"
-
-
-@pytest.mark.parametrize(
-    ("kind", "task", "scoring", "labels", "expected"),
-    [
-        ("embedding", "embed", True, None, None),
-        (
-            "embedding",
-            "classify",
-            True,
-            1,
-            'serves no embeddings; it can rerank: serve it as kind = "rerank"',
-        ),
-        (
-            "embedding",
-            "token_classify",
-            False,
-            3,
-            "as 'token_classify', not 'embed', so it serves no embeddings",
-        ),
-        ("rerank", "classify", True, 1, None),
-        ("rerank", "embed", True, None, None),  # a bi-encoder: cosine similarity
-        (
-            "rerank",
-            "classify",
-            False,
-            2,
-            "its pooling task is 'classify' (a cross-encoder has one label; this one has 2)",
-        ),
-    ],
-)
-def test_the_load_fails_when_vllm_serves_no_such_endpoint(
-    kind: str, task: str, scoring: bool, labels: int | None, expected: str | None
-) -> None:
-    route = parse_catalog(models_toml({}, {"r": {"kind": kind, "model": "org/m"}})).routes["r"]
-    found = serving_problem(route, task, scoring, labels)
-    if expected is None:
-        assert found is None
-    else:
-        assert found is not None and expected in found and "org/m" in found
