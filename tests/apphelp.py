@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import concurrent.futures
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -13,8 +15,12 @@ from llmhost.backends.base import BackendFactory
 from llmhost.config import Catalog
 from llmhost.config.text import toml_assignments, toml_table
 from llmhost.gpu.monitor import GpuMonitor, NullMonitor
+from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.state import ModelState
 from llmhost.server.app import create_app
 from llmhost.settings import Settings
+
+T = TypeVar("T")
 
 
 def make_app(
@@ -96,6 +102,12 @@ class ServerThread:
             time.sleep(0.02)
         return self
 
+    def run_soon(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run `work` on the server's event loop (where its manager runs), from the test's
+        thread; the future gives its result."""
+        loop = self.server.servers[0].get_loop()  # asyncio's Server knows the loop it serves on
+        return asyncio.run_coroutine_threadsafe(work, loop)
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=120)
@@ -125,3 +137,19 @@ def running_requests(backend: Any) -> int:
     """The requests a vLLM backend's engine is working on (none without an engine)."""
     engine = backend.engine
     return 0 if engine is None else int(engine.get_num_unfinished_requests())
+
+
+async def until_state(manager: ModelManager, route: str, *states: ModelState) -> ModelState:
+    """Wait until `route` is in one of `states`, checked after every pass (where every
+    state change happens); returns the state reached."""
+    while True:
+        state = manager.slots[route].state
+        if state in states:
+            return state
+        await manager.scheduler.next_pass()
+
+
+async def until(manager: ModelManager, check: Callable[[], bool]) -> None:
+    """Wait until `check()` holds, checked now and after every pass."""
+    while not check():
+        await manager.scheduler.next_pass()

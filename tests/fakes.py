@@ -16,6 +16,15 @@ from llmhost.config.text import models_toml
 from llmhost.gpu.monitor import GpuMemory
 from llmhost.units import GIB
 
+# What vLLM answers on sleep mode on this CPU machine (llmhost.backends.vllm.standby): the
+# answer a manager built without a query of its own used to get.
+NO_SLEEP_MODE = "vLLM has no sleep mode on this machine's cpu platform (it has one on CUDA, ROCm and XPU)"
+
+
+def no_sleep_mode() -> str | None:
+    """A StandbyQuery (llmhost.lifecycle.inputs) for a platform without sleep mode."""
+    return NO_SLEEP_MODE
+
 
 @dataclass
 class FakeGpu:

@@ -126,6 +126,37 @@ class Sleeper(Protocol):
         ...
 
 
+@runtime_checkable
+class StartReport(Protocol):
+    """What an engine's own start said about it (vLLM: the context it got and where the
+    start's seconds went), kept per model beyond the engine's life for `/stats`. A backend
+    that keeps one has it as its `engine_start` attribute once started."""
+
+    def stats(self) -> dict[str, Any]:
+        """The model's `/stats` keys for this start (the keys of `NO_START_STATS`)."""
+        ...
+
+
+# A model's `/stats` keys for its last cold start when its backend kept no report.
+NO_START_STATS: dict[str, Any] = {
+    "cold_start_phases": None,
+    "max_model_len": None,
+    "max_model_len_reason": None,
+    "max_model_len_fitted_from": None,
+}
+
+
+def start_report_of(backend: object) -> StartReport | None:
+    """The start report of `backend`, if its kind keeps one."""
+    report = getattr(backend, "engine_start", None)
+    return report if isinstance(report, StartReport) else None
+
+
+def start_stats_of(report: StartReport | None) -> dict[str, Any]:
+    """A model's `/stats` keys for its last cold start (None where unknown)."""
+    return report.stats() if report is not None else dict(NO_START_STATS)
+
+
 class ServingAnswer(Protocol):
     """A complete answer, or vLLM's ErrorResponse (already the OpenAI error envelope)."""
 

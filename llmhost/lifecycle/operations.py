@@ -1,10 +1,7 @@
-"""The slow GPU work: start an engine, stop one, wait for its memory to come back.
-
-Each function does one slow step and returns an outcome; none touches a slot. The
-scheduler (llmhost.lifecycle.scheduler) starts one of them at a time as the GPU
-operation and applies its outcome to the slot when it is done, so every state change
-happens in the scheduler, on the event loop.
-"""
+"""The slow GPU work: start an engine, stop one, put it to sleep or wake it, wait for its
+memory to come back. Each function does one slow step and returns an outcome; none touches
+a slot. The runner (llmhost.lifecycle.runner) runs one at a time as the GPU operation, and
+the scheduler's pass applies its outcome to the slot, on the event loop."""
 
 from __future__ import annotations
 

@@ -33,43 +33,6 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Asleep:
-    """A model in standby, as the RAM budget sees it."""
-
-    name: str
-    ram_bytes: int  # host RAM it holds
-    last_used: float
-
-
-@dataclass(frozen=True)
-class StandbyPlan:
-    sleep: bool  # False: shut the model down instead
-    shut_down: tuple[str, ...]  # asleep models to shut down first, least recently used first
-    reason: str
-
-
-def plan_standby(name: str, ram_bytes: int, budget_bytes: int, asleep: Sequence[Asleep]) -> StandbyPlan:
-    """Whether `name` may sleep holding `ram_bytes` of host RAM within `budget_bytes`
-    (standby_ram_gib), and which asleep models must be shut down to make room."""
-    if ram_bytes > budget_bytes:
-        return StandbyPlan(
-            False,
-            (),
-            f"asleep it would hold {ram_bytes / GIB:.1f} GiB of RAM, more than standby_ram_gib "
-            f"({budget_bytes / GIB:.1f} GiB)",
-        )
-    held = sum(a.ram_bytes for a in asleep)
-    shut: list[str] = []
-    for other in sorted(asleep, key=lambda a: a.last_used):
-        if held + ram_bytes <= budget_bytes:
-            break
-        shut.append(other.name)
-        held -= other.ram_bytes
-    why = f"shutting down {', '.join(shut)} for RAM" if shut else "within standby_ram_gib"
-    return StandbyPlan(True, tuple(shut), f"sleeps holding {ram_bytes / GIB:.1f} GiB of RAM, {why}")
-
-
-@dataclass(frozen=True)
 class Plan:
     evict: tuple[str, ...]  # names, in the order to unload them
     fits: bool  # False: the target cannot fit even with the others gone

@@ -8,11 +8,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmhost.backends.base import Backend, Probe
-from llmhost.backends.vllm.start_report import EngineStart, start_stats
+from llmhost.backends.base import Backend, StartReport, start_stats_of
 from llmhost.config import RouteConfig
-from llmhost.lifecycle.asleep import cudagraphs_asleep
 from llmhost.lifecycle.durations import Durations
+from llmhost.lifecycle.standby import Standby, StandbyPlatform, cudagraphs_asleep, standby_status
 from llmhost.lifecycle.state import ModelState, check_transition
 
 # Why requests got a 503 from the manager (llmhost_requests_refused_total's reasons).
@@ -27,8 +26,6 @@ REFUSAL_REASONS = (
 )
 # Cold-start histogram buckets in seconds: a tiny model on CPU to a large one from a slow disk.
 COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
-# Wake histogram buckets in seconds: vLLM's published wakes are 0.3-3 s; 60 s is the bound.
-WAKE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 @dataclass(eq=False)
@@ -54,6 +51,15 @@ class Lease:
 
 
 @dataclass(eq=False)
+class Eviction:
+    """A model on its way off the GPU: no new leases; it goes once drained."""
+
+    reason: str
+    drain_deadline: float | None  # in-flight requests are cut off then (None: no bound)
+    to_standby: bool = False  # it may go to sleep instead (only making room for another model)
+
+
+@dataclass(eq=False)
 class Slot:
     route: RouteConfig
     state: ModelState = ModelState.STOPPED
@@ -61,9 +67,7 @@ class Slot:
     active: set[Lease] = field(default_factory=set)
     waiting: deque[Ticket] = field(default_factory=deque)
 
-    # Eviction in progress: no new leases are granted; unloads once drained.
-    evicting: str | None = None
-    drain_deadline: float | None = None  # in-flight requests are cut off then (None: no bound)
+    eviction: Eviction | None = None  # in progress: no new leases are granted
 
     # models.toml was reloaded: the route's new settings (applied once it is stopped),
     # or retired when the route was removed.
@@ -97,23 +101,11 @@ class Slot:
     estimated_bytes: int | None = None  # llmhost.estimate's figure (fit policy, auto memory)
     estimate_pending: bool = False
     budget_bytes: int | None = None  # the GPU memory the host gave the running engine
-    engine_start: EngineStart | None = None  # what the last cold start's engine said about it
+    start_report: StartReport | None = None  # what the last cold start's engine said about it
     last_error: str | None = None
     failed_at: float | None = None
 
-    # Warm standby (docs/standby.md).
-    probe: Probe | None = None  # recorded after the cold load; every wake must reproduce it
-    standby_problem: str | None = None  # why the running engine cannot sleep
-    standby_disabled: str | None = None  # after repeated failed sleeps or wakes, until restart
-    standby_failures: int = 0
-    to_standby: bool = False  # the eviction in progress may put the model to sleep
-    asleep_ram_bytes: int | None = None  # host RAM held while asleep (None: not asleep)
-    asleep_gpu_bytes: int | None = None  # GPU memory still held while asleep, when measured
-    sleeps: int = 0
-    wakes: int = 0
-    wake_seconds: Durations = field(default_factory=lambda: Durations(WAKE_BUCKETS))
-    wake_failures: int = 0
-    last_wake_error: str | None = None
+    standby: Standby = field(default_factory=Standby)  # warm standby (llmhost.lifecycle.standby)
 
     def to(self, new: ModelState) -> None:
         self.state = check_transition(self.state, new)
@@ -121,7 +113,7 @@ class Slot:
     def force(self, new: ModelState) -> None:
         """The one state change outside the table: an error in this model's handling was
         contained, and the model is put where it is safe whatever it was doing
-        (llmhost.lifecycle.transitions.Transitions.contain)."""
+        (llmhost.lifecycle.failing.contain)."""
         self.state = new
 
     @property
@@ -143,26 +135,14 @@ class Slot:
     def oldest_wait(self) -> float | None:
         return self.waiting[0].arrived if self.waiting else None
 
-    def standby(self, known: bool, unavailable: str | None) -> tuple[str, str | None]:
-        """The standby setting as it stands: off, checking, on, unavailable or disabled,
-        and why. `known`: vLLM has said whether this platform has a sleep mode;
-        `unavailable`: its reason when it has none."""
-        if self.route.standby == "off":
-            return "off", None
-        if not known:
-            return "checking", "asking vLLM whether this machine has a sleep mode"
-        if unavailable is not None or self.standby_problem is not None:
-            return "unavailable", unavailable or self.standby_problem
-        if self.standby_disabled is not None:
-            return "disabled", self.standby_disabled
-        return "on", None
-
     def stats(
         self, now: float, standby_known: bool = True, standby_unavailable: str | None = None
     ) -> dict[str, Any]:
         starts = self.cold_starts
-        wakes = self.wake_seconds
-        standby, standby_reason = self.standby(standby_known, standby_unavailable)
+        record = self.standby
+        wakes = record.wake_seconds
+        platform = StandbyPlatform(standby_known, standby_unavailable)
+        standby, standby_reason = standby_status(self, platform)
         return {
             "route": self.route.name,
             "model": self.route.primary_id,
@@ -178,7 +158,7 @@ class Slot:
             "evictions": self.evictions,
             "cold_start_seconds": starts.summary(),
             "cold_start_histogram": starts.histogram(),
-            **start_stats(self.engine_start),  # the context it got, and why
+            **start_stats_of(self.start_report),  # the context it got, and why
             "failed_loads": self.failed_loads,
             "refused": {r: self.refused.get(r, 0) for r in (*REFUSAL_REASONS, *self.refused)},
             "in_flight": len(self.active),
@@ -190,16 +170,16 @@ class Slot:
             "standby": standby,
             "standby_reason": standby_reason,
             "sleep_level": self.route.sleep_level if standby != "off" else None,
-            # Where its CUDA graphs go while it sleeps (llmhost.lifecycle.asleep): offloaded to
+            # Where its CUDA graphs go while it sleeps (llmhost.lifecycle.standby): offloaded to
             # RAM, or on_gpu with room kept for them beside the other engines.
             "standby_cudagraphs": cudagraphs_asleep(self.route),
-            "standby_ram_bytes": self.asleep_ram_bytes if self.state is ModelState.ASLEEP else None,
-            "sleeps": self.sleeps,
-            "wakes": self.wakes,
+            "standby_ram_bytes": record.asleep_ram_bytes if self.state is ModelState.ASLEEP else None,
+            "sleeps": record.sleeps,
+            "wakes": record.wakes,
             "wake_seconds": wakes.summary(),
             "wake_histogram": wakes.histogram(),
-            "wake_failures": self.wake_failures,
-            "last_wake_error": self.last_wake_error,
+            "wake_failures": record.wake_failures,
+            "last_wake_error": record.last_wake_error,
         }
 
 

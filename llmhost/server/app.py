@@ -26,7 +26,9 @@ from llmhost.config import Catalog
 from llmhost.errors import install_error_handlers
 from llmhost.gpu.margin import EngineMargins, margin_file
 from llmhost.gpu.monitor import GpuMonitor, open_monitor
-from llmhost.lifecycle.manager import ModelManager, Preflight, StandbyQuery
+from llmhost.lifecycle.context import Preflight
+from llmhost.lifecycle.inputs import StandbyQuery
+from llmhost.lifecycle.manager import ModelManager
 from llmhost.preflight.model import config_problems
 from llmhost.preflight.model import problem as preflight_problem
 from llmhost.server.auth import KeyCheck

@@ -13,7 +13,8 @@ from llmhost.api.streaming import LeasedStream, LeaseHold
 from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
-from tests.fakes import Recorder, catalog
+from tests.apphelp import until_state
+from tests.fakes import Recorder, catalog, no_sleep_mode
 
 
 def _in_flight(manager: ModelManager) -> int:
@@ -21,7 +22,9 @@ def _in_flight(manager: ModelManager) -> int:
 
 
 async def _manager() -> ModelManager:
-    manager = ModelManager(catalog(routes=("a",)), Recorder().factory, NullMonitor("test"))
+    manager = ModelManager(
+        catalog(routes=("a",)), Recorder().factory, NullMonitor("test"), standby_query=no_sleep_mode
+    )
     manager.start()
     return manager
 
@@ -40,11 +43,11 @@ async def test_hold_releases_its_lease_once() -> None:
 async def test_closing_a_waiting_hold_stops_waiting() -> None:
     manager = await _manager()
     hold = LeaseHold(manager, "a")  # the model is cold: this waits for its load
-    await asyncio.wait_for(manager.wait_state("a", ModelState.LOADING), 30)
+    await asyncio.wait_for(until_state(manager, "a", ModelState.LOADING), 30)
     assert not hold.taking.done()
     await hold.aclose()
     assert hold.taking.cancelled()
-    await asyncio.wait_for(manager.wait_state("a", ModelState.READY), 30)  # the load finished
+    await asyncio.wait_for(until_state(manager, "a", ModelState.READY), 30)  # the load finished
     assert _in_flight(manager) == 0  # and no lease is left behind
     await manager.close()
 

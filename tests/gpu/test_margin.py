@@ -13,7 +13,7 @@ from llmhost.lifecycle.manager import ModelManager
 from llmhost.settings import Settings
 from llmhost.units import GIB
 from tests.apphelp import make_app, running
-from tests.fakes import FakeBackend, FakeGpu, Recorder, catalog
+from tests.fakes import FakeBackend, FakeGpu, Recorder, catalog, no_sleep_mode
 
 GPU = "NVIDIA GeForce RTX 4080"
 
@@ -124,7 +124,9 @@ async def test_each_load_is_measured_and_the_next_one_sized_by_it(tmp_path: Path
     rec.budgets = []
     rec.beyond_budget = int(0.6 * GIB)  # each engine's CUDA context, beyond its budget
     margins = _margins(tmp_path)
-    manager = ModelManager(catalog(engine_margin_gib=None), rec.factory, gpu, margins=margins)
+    manager = ModelManager(
+        catalog(engine_margin_gib=None), rec.factory, gpu, margins=margins, standby_query=no_sleep_mode
+    )
     manager.start()
     async with manager.lease("a"):
         pass

@@ -2,7 +2,7 @@
 and a fake backend whose loads wait for the test to let them finish.
 
 No test here sleeps to let something happen: it waits for the pass where it happens
-(`ModelManager.wait_state` / `wait_until`), or moves the clock past a bound. The bound
+(`wait_state` / `wait_until`, on the scheduler's `next_pass`), or moves the clock past a bound. The bound
 of `within` only turns a bug that would hang into a failure; it never decides a result.
 """
 
@@ -16,8 +16,12 @@ from llmhost.backends.base import Probe
 from llmhost.config import Catalog, HostConfig, RouteConfig
 from llmhost.gpu.monitor import GpuMonitor, NullMonitor
 from llmhost.lifecycle.manager import ModelManager
+from llmhost.lifecycle.scheduler import Scheduler
+from llmhost.lifecycle.slot import Slot, Ticket
+from llmhost.lifecycle.standby import StandbyPlatform
 from llmhost.lifecycle.state import ModelState
-from tests.fakes import FakeBackend, Recorder, catalog
+from tests.apphelp import until, until_state
+from tests.fakes import FakeBackend, Recorder, catalog, no_sleep_mode
 from tests.lifecycle.clock import ManualClock
 
 T = TypeVar("T")
@@ -31,11 +35,11 @@ async def within(work: Awaitable[T], seconds: float = BOUND) -> T:
 
 
 async def wait_state(manager: ModelManager, route: str, *states: ModelState) -> ModelState:
-    return await within(manager.wait_state(route, *states))
+    return await within(until_state(manager, route, *states))
 
 
 async def wait_until(manager: ModelManager, check: Callable[[], bool]) -> None:
-    await within(manager.wait_until(check))
+    await within(until(manager, check))
 
 
 async def settled(manager: ModelManager) -> None:
@@ -51,13 +55,14 @@ def start_manager(
     routes: tuple[str, ...] = ("a", "b"),
     clock: ManualClock | None = None,
     every_route: dict[str, object] | None = None,
-    standby_query: Callable[[], str | None] | None = None,
+    standby_query: Callable[[], str | None] = no_sleep_mode,
     standby_after: Callable[[], Awaitable[Any]] | None = None,
     preflight: Callable[[RouteConfig], str | None] | None = None,
     cat: Catalog | None = None,
     **host: Any,
 ) -> tuple[ModelManager, ManualClock]:
-    """A started manager over `rec`'s fake backends, on a clock the test moves."""
+    """A started manager over `rec`'s fake backends, on a clock the test moves. Standby is
+    unavailable unless `standby_query` says otherwise (vLLM's answer on this CPU machine)."""
     clock = clock or ManualClock()
     gpu: GpuMonitor = rec.gpu if rec.gpu is not None else NullMonitor("test")
     manager = ModelManager(
@@ -133,3 +138,41 @@ class _GatedBackend(FakeBackend):
     async def probe(self) -> Probe:
         await self._pass_gate(f"probe {self.route.name}")
         return await super().probe()
+
+
+def bare_scheduler(
+    rec: Recorder, routes: tuple[str, ...] = ("a",), **host: Any
+) -> tuple[Scheduler, ManualClock]:
+    """A scheduler over `rec`'s fake backends with no run loop: the test runs each pass
+    (`Scheduler._schedule`) itself, so every state change shows at the pass that makes it."""
+    cat = catalog("exclusive", routes, **host)
+    clock = ManualClock()
+    slots = {name: Slot(route) for name, route in cat.routes.items()}
+    scheduler = Scheduler(
+        cat.host,
+        slots,
+        rec.factory,
+        NullMonitor("test"),
+        clock=clock,
+        preflight=None,
+        route_changed=lambda: None,
+    )
+    scheduler.ctx.standby = StandbyPlatform(known=True)
+    return scheduler, clock
+
+
+def state_of(slot: Slot) -> ModelState:
+    return slot.state  # read afresh: each pass may have changed it
+
+
+def queue_ticket(slot: Slot, clock: ManualClock) -> Ticket:
+    ticket = Ticket(clock(), asyncio.get_running_loop().create_future())
+    slot.waiting.append(ticket)
+    return ticket
+
+
+async def op_done(scheduler: Scheduler) -> None:
+    """Let the GPU operation in progress finish (the pass after it applies its outcome)."""
+    op = scheduler.op
+    assert op is not None
+    await within(asyncio.wait({op.task}))

@@ -26,7 +26,7 @@ async def test_the_start_timeout_abandons_a_load_stuck_in_its_standby_probe() ->
         start_timeout_seconds=300,
         retry_backoff_seconds=10,
     )
-    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await wait_until(manager, lambda: manager.scheduler.ctx.standby.known)
     request = asyncio.create_task(use(manager, "a"))
     await within(rec.reached("probe a").wait())
     assert rec.live == {"a"}
@@ -46,7 +46,7 @@ async def test_a_stop_during_the_probe_takes_the_engine_back() -> None:
     rec = GatedRecorder(gpu=FakeGpu())
     rec.gate("probe a")
     manager, _ = start_manager(rec, every_route=STANDBY, standby_query=lambda: None)
-    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await wait_until(manager, lambda: manager.scheduler.ctx.standby.known)
     request = asyncio.create_task(use(manager, "a"))
     await within(rec.reached("probe a").wait())
     await within(manager.close())  # no bound of the load passes: the stop itself abandons it
@@ -60,7 +60,7 @@ async def test_a_sleep_past_its_bound_shuts_the_engine_down() -> None:
     rec = GatedRecorder(gpu=FakeGpu())
     rec.gate("sleep a")
     manager, clock = start_manager(rec, every_route=STANDBY, standby_query=lambda: None)
-    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await wait_until(manager, lambda: manager.scheduler.ctx.standby.known)
     await within(use(manager, "a"))
     b_request = asyncio.create_task(use(manager, "b"))
     await within(rec.reached("sleep a").wait())

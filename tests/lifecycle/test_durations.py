@@ -12,8 +12,8 @@ def test_ten_thousand_cold_starts_keep_a_bounded_window_and_exact_counts() -> No
     slot = Slot(catalog("exclusive", ("a",)).routes["a"])
     for i in range(10_000):
         slot.cold_starts.add(float(i % 100))  # 0..99 s, a hundred times each
-        slot.wake_seconds.add(0.5)
-    assert len(slot.cold_starts.recent) <= 100 and len(slot.wake_seconds.recent) <= 100
+        slot.standby.wake_seconds.add(0.5)
+    assert len(slot.cold_starts.recent) <= 100 and len(slot.standby.wake_seconds.recent) <= 100
     stats = slot.stats(0.0)
     histogram = stats["cold_start_histogram"]
     assert histogram["count"] == 10_000 and histogram["sum"] == 100 * sum(range(100))

@@ -26,7 +26,7 @@ import pytest
 from llmhost.backends.vllm.backend import VllmBackend
 from llmhost.config import Catalog, parse_catalog
 from llmhost.lifecycle.state import ModelState
-from tests.apphelp import ServerThread, make_app, tiny_llm_route
+from tests.apphelp import ServerThread, make_app, tiny_llm_route, until, until_state
 from tests.hostproc import HostProcess, alive, engines_below, wait_gone
 
 pytestmark = pytest.mark.engine
@@ -62,7 +62,7 @@ def engine_processes() -> set[int]:
 def _state(server: ServerThread, route: str, *states: ModelState) -> ModelState:
     """Wait, on the server's own event loop, until `route` is in one of `states`."""
     manager = server.app.state.host.manager
-    reached: ModelState = manager.run_soon(manager.wait_state(route, *states)).result(BOUND)
+    reached: ModelState = server.run_soon(until_state(manager, route, *states)).result(BOUND)
     return reached
 
 
@@ -200,8 +200,8 @@ def test_a_killed_engine_core_under_load_is_replaced_and_no_request_hangs(tiny_m
         # A stream's lease is released after its last chunk went out, so the client can be
         # done a moment before the host is: wait for the release (it wakes the scheduler).
         slot = manager.slots["coder"]
-        idle = manager.wait_until(lambda: not slot.active and not slot.waiting)
-        manager.run_soon(asyncio.wait_for(idle, BOUND)).result()
+        idle = until(manager, lambda: not slot.active and not slot.waiting)
+        server.run_soon(asyncio.wait_for(idle, BOUND)).result()
         stats = manager.snapshot()[0]
         assert stats["loads"] == 2 and stats["in_flight"] == 0 and stats["waiting"] == 0
     kill = killed_at[0]

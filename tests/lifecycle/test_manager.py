@@ -50,7 +50,7 @@ async def test_exclusive_swaps_and_lease_blocks_unload() -> None:
     await settled(manager)
     # b waits: a is in use within its hold, and a model with a lease is never unloaded.
     assert not b_request.done()
-    assert rec.live == {"a"} and manager.slots["a"].evicting is None
+    assert rec.live == {"a"} and manager.slots["a"].eviction is None
     manager.release(lease)
     await within(b_request)
     assert rec.events == ["load a", "stop a", "load b"]
@@ -65,7 +65,7 @@ async def test_drain_timeout_revokes_lease_and_unloads() -> None:
     manager, clock = start_manager(rec, drain_timeout_seconds=5, max_hold_seconds=0)
     stuck = await within(manager.acquire("a"))
     b_request = asyncio.create_task(use(manager, "b"))
-    await wait_until(manager, lambda: manager.slots["a"].evicting is not None)
+    await wait_until(manager, lambda: manager.slots["a"].eviction is not None)
     await settled(manager)
     assert stuck.revoked is None and not b_request.done()  # draining, within its bound
     clock.advance(5)
@@ -101,7 +101,7 @@ async def test_waiting_model_is_not_starved_by_busy_resident() -> None:
     await settled(manager)
     # Within the hold, a keeps taking new requests and b waits.
     await within(use(manager, "a"))
-    assert not b_request.done() and manager.slots["a"].evicting is None
+    assert not b_request.done() and manager.slots["a"].eviction is None
     assert rec.events == ["load a"]
     clock.advance(30)  # the hold is over: a drains, unloads, and b loads
     await within(b_request)

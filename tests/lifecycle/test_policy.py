@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from llmhost.gpu.monitor import GpuMemory
-from llmhost.lifecycle.policy import Asleep, Candidate, Policy, plan_eviction, plan_standby
+from llmhost.lifecycle.policy import Candidate, Policy, plan_eviction
 from llmhost.units import GIB
 
 TOTAL = 16 * GIB
@@ -171,29 +171,6 @@ def test_fit_counts_asleep_memory_as_free_and_shuts_them_down_last() -> None:
     assert plan.evict == ("a", "s1") and plan.fits
     assert plan_eviction("fit", "t", 8 * GIB, residents, free(6.8)).evict == ("a",)
     assert plan_eviction("fit", "t", None, residents, free(6.8)).evict == ("a",)
-
-
-@pytest.mark.parametrize(
-    ("need_gib", "held", "budget_gib", "sleeps", "shut_down"),
-    [
-        (2, [], 4, True, ()),  # room
-        (2, [("x", 2, 1)], 4, True, ()),  # exactly fits
-        (2, [("x", 2, 5), ("y", 2, 1)], 4, True, ("y",)),  # least recently used goes first
-        (3, [("x", 2, 5), ("y", 2, 1)], 4, True, ("y", "x")),
-        (5, [("x", 1, 1)], 4, False, ()),  # more than the whole budget: shut this one down
-        (0, [("x", 4, 1)], 4, True, ()),  # level 2 holds no RAM
-    ],
-)
-def test_plan_standby_keeps_asleep_models_within_the_ram_budget(
-    need_gib: float,
-    held: list[tuple[str, float, float]],
-    budget_gib: float,
-    sleeps: bool,
-    shut_down: tuple[str, ...],
-) -> None:
-    others = [Asleep(name, int(gib * GIB), used) for name, gib, used in held]
-    plan = plan_standby("t", int(need_gib * GIB), int(budget_gib * GIB), others)
-    assert (plan.sleep, plan.shut_down) == (sleeps, shut_down), plan.reason
 
 
 # ---- resident routes (resident = true: pinned) ------------------------------------------

@@ -22,11 +22,12 @@ async def _evicting_to_sleep(rec: Recorder) -> tuple[ModelManager, Lease, asynci
     manager, _ = start_manager(
         rec, every_route=STANDBY, standby_query=lambda: None, max_hold_seconds=0, drain_timeout_seconds=600
     )
-    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await wait_until(manager, lambda: manager.scheduler.ctx.standby.known)
     lease = await within(manager.acquire("a"))
     b_request = asyncio.create_task(use(manager, "b"))
-    await wait_until(manager, lambda: manager.slots["a"].evicting is not None)
-    assert manager.slots["a"].to_standby  # making room: it would sleep
+    await wait_until(manager, lambda: manager.slots["a"].eviction is not None)
+    eviction = manager.slots["a"].eviction
+    assert eviction is not None and eviction.to_standby  # making room: it would sleep
     return manager, lease, b_request
 
 
@@ -59,7 +60,7 @@ async def test_a_changed_route_drains_its_old_engine_within_the_bound() -> None:
     manager, clock = start_manager(rec, drain_timeout_seconds=60)
     in_flight = await within(manager.acquire("a"))  # a request that never ends
     manager.reconfigure(catalog("exclusive", ("a", "b"), every_route={"idle_seconds": 99}))
-    await wait_until(manager, lambda: manager.slots["a"].evicting is not None)
+    await wait_until(manager, lambda: manager.slots["a"].eviction is not None)
     clock.advance(60)
     await wait_state(manager, "a", ModelState.STOPPED)
     assert in_flight.revoked is not None and "drain bound 60 s" in in_flight.revoked

@@ -16,7 +16,7 @@ from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from llmhost.units import GIB
 from tests.apphelp import ServerThread, make_app, tiny_llm_route
-from tests.fakes import FakeGpu, Recorder
+from tests.fakes import FakeGpu, Recorder, no_sleep_mode
 from tests.lifecycle.clock import ManualClock
 from tests.lifecycle.support import settled, start_manager, use, wait_state, wait_until
 
@@ -88,6 +88,7 @@ async def test_auto_sizing_counts_a_resident_route_as_used_even_while_unloaded()
         gpu,
         clock=clock,
         estimator=lambda route: 2 * GIB if route.name == "e" else None,
+        standby_query=no_sleep_mode,
     )
     manager.start()
     await wait_state(manager, "e", ModelState.READY)

@@ -8,7 +8,7 @@ import pytest
 
 from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.scheduler import Scheduler
-from llmhost.lifecycle.slot import Slot
+from llmhost.lifecycle.slot import Eviction, Slot
 from llmhost.lifecycle.state import ModelState
 from tests.fakes import FakeBackend, Recorder, catalog
 from tests.lifecycle.clock import ManualClock
@@ -45,7 +45,7 @@ async def test_grant_leases_a_ready_model_up_to_its_limit() -> None:
 async def test_grant_refuses_a_model_on_its_way_out(why: str) -> None:
     scheduler, slot = _ready_slot(Recorder())
     if why == "evicting":
-        slot.evicting = "idle for 300 s"
+        slot.eviction = Eviction("idle for 300 s", None)
     elif why == "reloaded":
         slot.next_route = slot.route
     elif why == "retired":

@@ -20,7 +20,7 @@ from llmhost.lifecycle.sizing import (
     wants_estimate,
 )
 from llmhost.units import GIB
-from tests.fakes import FakeGpu, Recorder, catalog
+from tests.fakes import FakeGpu, Recorder, catalog, no_sleep_mode
 
 # A 16 GB card as NVML reports it (15.99 GiB) with the Windows desktop holding 1.3 GiB.
 CARD = int(15.99 * GIB)
@@ -150,7 +150,9 @@ async def test_manager_sizes_auto_engine_from_nvml_at_load_time() -> None:
     rec = _Capture()
     rec.engines = []
     rec.gpu = FakeGpu(total_bytes=16 * GIB, used={"desktop": 2 * GIB})
-    manager = ModelManager(catalog("exclusive", ("a",), engine_margin_gib=1.0), rec.factory, rec.gpu)
+    manager = ModelManager(
+        catalog("exclusive", ("a",), engine_margin_gib=1.0), rec.factory, rec.gpu, standby_query=no_sleep_mode
+    )
     manager.start()
     async with manager.lease("a"):
         pass
@@ -168,7 +170,11 @@ async def test_manager_fit_uses_the_estimate_and_keeps_both() -> None:
     rec.memory = {"a": 6 * GIB, "b": 6 * GIB}
     estimates = {"a": 6 * GIB, "b": 6 * GIB}  # 0.75 GiB of it the engine's own context
     manager = ModelManager(
-        catalog("fit", ("a", "b")), rec.factory, rec.gpu, estimator=lambda r: estimates[r.name]
+        catalog("fit", ("a", "b")),
+        rec.factory,
+        rec.gpu,
+        estimator=lambda r: estimates[r.name],
+        standby_query=no_sleep_mode,
     )
     manager.start()
     async with manager.lease("a"):
@@ -184,7 +190,7 @@ async def test_manager_refuses_a_budget_that_cannot_start_without_loading() -> N
     rec = _Capture()
     rec.engines = []
     rec.gpu = FakeGpu(total_bytes=16 * GIB, used={"desktop": int(15.6 * GIB)})
-    manager = ModelManager(catalog("exclusive", ("a",)), rec.factory, rec.gpu)
+    manager = ModelManager(catalog("exclusive", ("a",)), rec.factory, rec.gpu, standby_query=no_sleep_mode)
     manager.start()
     with pytest.raises(ModelUnavailable, match="engine_margin_gib"):
         async with manager.lease("a"):

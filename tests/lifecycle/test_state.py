@@ -10,7 +10,7 @@ from llmhost.lifecycle.state import IllegalTransition, ModelState, check_transit
 
 S = ModelState
 
-# The whole table, as the scheduler uses it (llmhost.lifecycle.transitions and scheduler).
+# The whole table, as the scheduler uses it (llmhost.lifecycle.loading, unloading, sleeping, failing).
 ALLOWED = {
     (S.STOPPED, S.LOADING),  # a request wants it
     (S.STOPPED, S.FAILED),  # the pre-flight check refused it

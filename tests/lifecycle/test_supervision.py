@@ -10,6 +10,8 @@ import pytest
 
 from llmhost.config import RouteConfig
 from llmhost.errors import ModelUnavailable
+from llmhost.lifecycle import model_pass
+from llmhost.lifecycle.context import Context
 from llmhost.lifecycle.slot import Slot
 from llmhost.lifecycle.state import ModelState
 from llmhost.server import app as host_app
@@ -72,11 +74,11 @@ async def test_an_error_while_an_engine_serves_revokes_its_requests_and_stops_it
     lease = await within(manager.acquire("a"))
     scheduler = manager.scheduler
 
-    def broken_idle_check(slot: Slot, now: float, deadlines: list[float]) -> None:
+    def broken_idle_check(ctx: Context, slot: Slot, now: float, deadlines: list[float]) -> None:
         raise KeyError("idle bookkeeping")
 
-    monkeypatch.setattr(scheduler, "_check_idle", broken_idle_check)
-    scheduler.wake()
+    monkeypatch.setattr(model_pass, "check_idle", broken_idle_check)
+    scheduler.poke()
     await wait_state(manager, "a", ModelState.FAILED)
     assert lease.revoked is not None and "idle bookkeeping" in lease.revoked
     await wait_until(manager, lambda: rec.live == set())
@@ -102,7 +104,7 @@ async def test_a_dead_scheduler_answers_503_and_the_host_exits_non_zero(
             raise RuntimeError("scheduler bug")
 
         monkeypatch.setattr(manager.scheduler, "_schedule", crash)
-        manager.scheduler.wake()
+        manager.scheduler.poke()
         await within(manager.scheduler_ended.wait())
         # Nobody waits for a scheduler that is gone: waiting requests get 503 at once, ...
         with pytest.raises(ModelUnavailable, match="scheduler bug"):

@@ -23,7 +23,7 @@ async def test_unload_drains_in_flight_requests_then_stops_the_engine() -> None:
     manager, clock = start_manager(rec, drain_timeout_seconds=60)
     in_flight = await within(manager.acquire("a"))
     unloading = asyncio.create_task(manager.unload(["a"]))
-    await wait_until(manager, lambda: manager.slots["a"].evicting is not None)
+    await wait_until(manager, lambda: manager.slots["a"].eviction is not None)
     assert not unloading.done() and in_flight.revoked is None  # draining
     clock.advance(60)
     assert await within(unloading) == ["a"]
@@ -38,7 +38,7 @@ async def test_unload_drains_in_flight_requests_then_stops_the_engine() -> None:
 async def test_unload_of_every_model_includes_asleep_ones_and_none_sleeps() -> None:
     rec = Recorder(gpu=FakeGpu())
     manager, _ = start_manager(rec, routes=("a", "b", "c"), every_route=STANDBY, standby_query=lambda: None)
-    await wait_until(manager, lambda: manager.scheduler.standby.known)
+    await wait_until(manager, lambda: manager.scheduler.ctx.standby.known)
     await within(use(manager, "a"))
     await within(use(manager, "b"))  # a sleeps to make room
     assert manager.route_state("a") is ModelState.ASLEEP
@@ -87,7 +87,7 @@ def test_the_unload_command(capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(catalog("exclusive", ("a", "b")), factory=rec.factory)
     with ServerThread(app) as server:
         manager = app.state.host.manager
-        manager.run_soon(use(manager, "a")).result(BOUND)  # a is loaded
+        server.run_soon(use(manager, "a")).result(BOUND)  # a is loaded
         assert main(["unload", "a", "--url", server.url]) == 0
         assert capsys.readouterr().out == "unloaded a; GPU memory freed: unknown (no GPU in tests)\n"
         assert manager.route_state("a") is ModelState.STOPPED and rec.live == set()

@@ -13,7 +13,7 @@ from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from llmhost.preflight.model import config_problems, problem, refuse_missing
-from tests.fakes import Recorder
+from tests.fakes import Recorder, no_sleep_mode
 
 
 def _route(model: str, kind: str = "llm") -> RouteConfig:
@@ -83,7 +83,11 @@ async def test_a_refused_load_evicts_nothing() -> None:
         '[routes.broken]\nkind = "llm"\nmodel = "/srv/llm/weights/does-not-exist"\n'
     )
     manager = ModelManager(
-        catalog, rec.factory, NullMonitor("test"), preflight=lambda r: problem(r, offline_cache=False)
+        catalog,
+        rec.factory,
+        NullMonitor("test"),
+        preflight=lambda r: problem(r, offline_cache=False),
+        standby_query=no_sleep_mode,
     )
     manager.start()
     async with manager.lease("good"):

@@ -20,7 +20,8 @@ from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
 from llmhost.server.metrics import render_metrics
 from llmhost.units import GIB
-from tests.fakes import FakeGpu, Recorder, catalog
+from tests.apphelp import until_state
+from tests.fakes import FakeGpu, Recorder, catalog, no_sleep_mode
 from tests.lifecycle.clock import ManualClock
 
 NO_GPU = {"available": False, "reason": "test"}
@@ -69,7 +70,7 @@ async def test_counters_histogram_and_refusals() -> None:
     rec = Recorder(load_seconds=0.1)
     rec.fail["c"] = RuntimeError("no weights")
     host = catalog("exclusive", ("a", "b", "c"), max_waiting=1, retry_backoff_seconds=60)
-    manager = ModelManager(host, rec.factory, NullMonitor("test"))
+    manager = ModelManager(host, rec.factory, NullMonitor("test"), standby_query=no_sleep_mode)
     async with started(manager):
         first = asyncio.create_task(_use(manager, "a"))
         await asyncio.sleep(0)
@@ -115,14 +116,16 @@ async def test_start_timeout_is_counted() -> None:
     rec.hang.add("a")
     clock = ManualClock()
     host = catalog("exclusive", ("a",), start_timeout_seconds=300)
-    async with started(ModelManager(host, rec.factory, NullMonitor("test"), clock=clock)) as manager:
+    async with started(
+        ModelManager(host, rec.factory, NullMonitor("test"), clock=clock, standby_query=no_sleep_mode)
+    ) as manager:
         request = asyncio.create_task(_use(manager, "a"))
-        await asyncio.wait_for(manager.wait_state("a", ModelState.LOADING), 30)
+        await asyncio.wait_for(until_state(manager, "a", ModelState.LOADING), 30)
         clock.advance(300)
         with pytest.raises(ModelUnavailable):
             await asyncio.wait_for(request, 30)
         # The abandoned load counts as failed once its engine is taken back.
-        await asyncio.wait_for(manager.wait_state("a", ModelState.FAILED), 30)
+        await asyncio.wait_for(until_state(manager, "a", ModelState.FAILED), 30)
         m = scrape(manager)
         assert m["llmhost_model_load_failures_total"][of("a")] == 1
         assert m["llmhost_requests_refused_total"][of("a", reason="start_timeout")] == 1
@@ -131,7 +134,7 @@ async def test_start_timeout_is_counted() -> None:
 async def test_does_not_fit_is_counted() -> None:
     rec = Recorder(gpu=FakeGpu(total_bytes=8 * GIB))
     host = catalog("fit", ("a",))
-    async with started(ModelManager(host, rec.factory, rec.gpu)) as manager:  # type: ignore[arg-type]
+    async with started(ModelManager(host, rec.factory, rec.gpu, standby_query=no_sleep_mode)) as manager:  # type: ignore[arg-type]
         slot = manager.slots["a"]
         slot.route = slot.route.model_copy(update={"memory_gib": 12.0})
         with pytest.raises(ModelUnavailable, match="cannot be loaded"):

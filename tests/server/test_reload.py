@@ -14,8 +14,8 @@ from llmhost.errors import ModelNotFound
 from llmhost.gpu.monitor import NullMonitor
 from llmhost.lifecycle.manager import ModelManager
 from llmhost.lifecycle.state import ModelState
-from tests.apphelp import make_app, running
-from tests.fakes import Recorder
+from tests.apphelp import make_app, running, until
+from tests.fakes import Recorder, no_sleep_mode
 from tests.hostproc import HostProcess
 
 
@@ -28,7 +28,12 @@ def table(**routes: str) -> str:
 
 async def test_reload_adds_removes_and_changes_without_dropping_requests() -> None:
     rec = Recorder()
-    manager = ModelManager(parse_catalog(table(a="org/a-v1", b="org/b")), rec.factory, NullMonitor("test"))
+    manager = ModelManager(
+        parse_catalog(table(a="org/a-v1", b="org/b")),
+        rec.factory,
+        NullMonitor("test"),
+        standby_query=no_sleep_mode,
+    )
     manager.start()
     manager.prewarm(["b"])  # b is resident, then removed
     lease_a = await manager.acquire("a")  # in flight across the reload
@@ -37,7 +42,7 @@ async def test_reload_adds_removes_and_changes_without_dropping_requests() -> No
 
     with pytest.raises(ModelNotFound):
         await manager.acquire("b")
-    await asyncio.wait_for(manager.wait_until(lambda: "b" not in manager.slots), 30)
+    await asyncio.wait_for(until(manager, lambda: "b" not in manager.slots), 30)
     assert "b" not in rec.live  # removed: unloaded, gone
     # a keeps serving its in-flight request on the old engine (within drain_timeout_seconds)
     assert manager.route_state("a") is ModelState.READY and not lease_a.revoked

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmhost.backends.base import StartReport
 from llmhost.backends.vllm import start_phases
 from llmhost.backends.vllm.context_fit import EngineContext, configured_length
 from llmhost.backends.vllm.start_phases import Phase
@@ -19,32 +20,26 @@ from llmhost.config import RouteConfig
 
 @dataclass(frozen=True)
 class EngineStart:
+    """A vLLM engine's start: the StartReport (llmhost.backends.base) the lifecycle keeps."""
+
     context: EngineContext | None = None
     phases: tuple[Phase, ...] = ()
 
-
-def engine_start_of(backend: object) -> EngineStart | None:
-    """The start record of `backend`, if its kind keeps one."""
-    start = getattr(backend, "engine_start", None)
-    return start if isinstance(start, EngineStart) else None
-
-
-def start_stats(start: EngineStart | None) -> dict[str, Any]:
-    """A model's `/stats` keys for its last cold start (None where unknown)."""
-    phases = start_phases.stats(start.phases) if start is not None and start.phases else None
-    context = start.context if start is not None else None
-    if context is None:
-        none = {"max_model_len": None, "max_model_len_reason": None, "max_model_len_fitted_from": None}
-        return {"cold_start_phases": phases, **none}
-    return {"cold_start_phases": phases, **context.stats()}
+    def stats(self) -> dict[str, Any]:
+        """A model's `/stats` keys for this start (None where unknown)."""
+        phases = start_phases.stats(self.phases) if self.phases else None
+        if self.context is None:
+            none = {"max_model_len": None, "max_model_len_reason": None, "max_model_len_fitted_from": None}
+            return {"cold_start_phases": phases, **none}
+        return {"cold_start_phases": phases, **self.context.stats()}
 
 
-def served_context(route: RouteConfig, start: EngineStart | None) -> dict[str, Any]:
+def served_context(route: RouteConfig, start: StartReport | None) -> dict[str, Any]:
     """The route's entry in the model list: `max_model_len` its last engine served (when
     the route's own max_model_len is still the one it started with), else the configured
     one; and why."""
     configured = configured_length(dict(route.engine))
-    context = start.context if start is not None else None
+    context = start.context if isinstance(start, EngineStart) else None
     if context is not None and context.configured == configured and context.max_model_len is not None:
         return {"max_model_len": context.max_model_len, "max_model_len_reason": context.reason}
     if configured is not None:
