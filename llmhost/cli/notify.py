@@ -18,6 +18,8 @@ from collections.abc import Callable
 import httpx
 import uvicorn
 
+from llmhost.cli.ports import url_host
+
 log = logging.getLogger("llmhost")
 
 
@@ -67,7 +69,7 @@ class NotifyingServer(uvicorn.Server):
     async def _healthy(self, attempts: int = 50) -> bool:
         """GET /healthz through the listening socket, as a client would (the server runs
         on this event loop, so the request is answered while we await it)."""
-        url = f"http://{_client_host(self.config.host)}:{self.config.port}/healthz"
+        url = f"http://{url_host(self.config.host)}:{self.config.port}/healthz"
         async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
             for _ in range(attempts):
                 try:
@@ -78,12 +80,3 @@ class NotifyingServer(uvicorn.Server):
                 await asyncio.sleep(0.1)
         log.error("%s did not answer; not reporting readiness to systemd", url)
         return False
-
-
-def _client_host(host: str) -> str:
-    """The address to reach a server bound to `host` from this machine."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host

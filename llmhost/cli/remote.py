@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from llmhost.cli.loading import settings_from_env
 from llmhost.cli.ports import url_host
 from llmhost.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 # What to run when the host does not answer: it runs as a systemd service, whose state and
 # log systemd keeps.
@@ -44,26 +48,38 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    import httpx
-
-    settings = settings_from_env()
-    url = (args.url or local_url(settings)).rstrip("/")
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    try:
-        response = httpx.post(f"{url}/admin/reload", headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        print(
-            f"llmhost reload: no llmhost answering at {url} ({type(exc).__name__}). {UNREACHABLE_HINT}",
-            file=sys.stderr,
-        )
-        return 1
-    body = response.json()
-    if response.status_code != 200:
-        print(f"llmhost reload: {body.get('error', {}).get('message', response.text)}", file=sys.stderr)
+    body = post_admin("reload", args.url, "reload", timeout=30)
+    if body is None:
         return 1
     summary = ", ".join(f"{k} {', '.join(body[k]) or 'none'}" for k in ("added", "removed", "changed"))
     print(f"reloaded: {summary}")
     return 0
+
+
+def post_admin(
+    command: str, url: str | None, path: str, *, timeout: float | httpx.Timeout, json: Any = None
+) -> dict[str, Any] | None:
+    """POST /admin/`path` on the running host (--url, else the one these settings start), with
+    the key: its JSON answer, or None once the failure is printed as `llmhost <command>: ...`
+    (no host answering, or the host's error)."""
+    import httpx
+
+    settings = settings_from_env()
+    url = (url or local_url(settings)).rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    try:
+        response = httpx.post(f"{url}/admin/{path}", json=json, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        print(
+            f"llmhost {command}: no llmhost answering at {url} ({type(exc).__name__}). {UNREACHABLE_HINT}",
+            file=sys.stderr,
+        )
+        return None
+    body: dict[str, Any] = response.json()
+    if response.status_code != 200:
+        print(f"llmhost {command}: {body.get('error', {}).get('message', response.text)}", file=sys.stderr)
+        return None
+    return body
 
 
 def local_url(settings: Settings) -> str:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from llmhost.cli.loading import settings_from_env
-from llmhost.cli.remote import UNREACHABLE_HINT, local_url
+from llmhost.cli.remote import post_admin
 from llmhost.units import GIB
 
 # The host drains in-flight requests (drain_timeout_seconds) and shuts each engine down
@@ -17,25 +15,9 @@ READ_TIMEOUT_SECONDS = 900.0
 def cmd_unload(args: argparse.Namespace) -> int:
     import httpx
 
-    settings = settings_from_env()
-    url = (args.url or local_url(settings)).rstrip("/")
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-    try:
-        response = httpx.post(
-            f"{url}/admin/unload",
-            json={"routes": list(args.routes)},
-            headers=headers,
-            timeout=httpx.Timeout(10, read=READ_TIMEOUT_SECONDS),
-        )
-    except httpx.HTTPError as exc:
-        print(
-            f"llmhost unload: no llmhost answering at {url} ({type(exc).__name__}). {UNREACHABLE_HINT}",
-            file=sys.stderr,
-        )
-        return 1
-    body = response.json()
-    if response.status_code != 200:
-        print(f"llmhost unload: {body.get('error', {}).get('message', response.text)}", file=sys.stderr)
+    timeout = httpx.Timeout(10, read=READ_TIMEOUT_SECONDS)
+    body = post_admin("unload", args.url, "unload", timeout=timeout, json={"routes": list(args.routes)})
+    if body is None:
         return 1
     print(summary(body))
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from llmhost.estimate.figures import TIGHT_FRACTION
@@ -12,22 +11,13 @@ from llmhost.units import GIB
 
 def detected_gpu_bytes() -> tuple[int | None, str]:
     """Total memory of the GPU NVML sees, and a phrase naming it (or saying why none)."""
-    from llmhost.gpu.monitor import open_monitor
+    from llmhost.gpu.monitor import quiet_monitor
 
-    gpu_log = logging.getLogger("llmhost.gpu")
-    level = gpu_log.level
-    gpu_log.setLevel(logging.ERROR)  # open_monitor's serve-time warning is not check's business
-    try:
-        monitor = open_monitor()
-    finally:
-        gpu_log.setLevel(level)
-    try:
+    with quiet_monitor() as monitor:
         reading = monitor.memory()
         if reading is None:
             return None, monitor.unavailable_reason or "NVML gave no memory reading"
         return reading.total_bytes, f"{monitor.name or 'GPU'} (NVML)"
-    finally:
-        monitor.close()
 
 
 def render(

@@ -224,16 +224,7 @@ def check_line(host: HostConfig, cache: WeightsCache) -> str:
 
 def _gpu_name() -> str | None:
     """The name NVML gives the GPU, quietly None without one (check runs anywhere)."""
-    from llmhost.gpu.monitor import open_monitor
+    from llmhost.gpu.monitor import quiet_monitor
 
-    gpu_log = logging.getLogger("llmhost.gpu")
-    level = gpu_log.level
-    gpu_log.setLevel(logging.ERROR)  # open_monitor's serve-time warning is not check's business
-    try:
-        monitor = open_monitor()
-    finally:
-        gpu_log.setLevel(level)
-    try:
+    with quiet_monitor() as monitor:
         return monitor.name
-    finally:
-        monitor.close()

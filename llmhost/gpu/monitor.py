@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,3 +134,19 @@ def open_monitor() -> GpuMonitor:
         return NullMonitor(reason)
     log.info("GPU: %s, NVML memory watch on", monitor.name)
     return monitor
+
+
+@contextmanager
+def quiet_monitor() -> Iterator[GpuMonitor]:
+    """open_monitor for one look by a command (`llmhost check`), closed after: without the
+    warning serve logs when NVML is missing, which is not the command's business."""
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        monitor = open_monitor()
+    finally:
+        log.setLevel(level)
+    try:
+        yield monitor
+    finally:
+        monitor.close()
