@@ -2,7 +2,8 @@
 no loading feedback (Responses, Anthropic Messages): the lease and the call are waited for
 together, and given up when the client leaves. What vLLM raises becomes the host's error
 here (a dead engine a 503 that names the failure, not an unexpected 500), and so does the
-end of a stream that broke off (`broken_stream`, `engine_gone`)."""
+end of a stream that broke off (`broken_stream`, `engine_gone`). The chat endpoints use its
+backend check (`llm_backend`) and error mapping (`serving_error`) too."""
 
 from __future__ import annotations
 

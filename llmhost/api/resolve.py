@@ -3,13 +3,15 @@ caller may use it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 
+from llmhost.api.body import json_body
 from llmhost.config import RouteConfig
 from llmhost.errors import InvalidRequest, ModelNotFound, RouteNotFound
-from llmhost.server.host_state import HostState
+from llmhost.server.host_state import HostState, host_state
 
 _JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 
@@ -178,3 +180,18 @@ def resolve_pooling_model(
     if route.kind != kind:
         raise _wrong_endpoint(route)
     return route
+
+
+Resolver = Callable[[HostState, Request, Any, RouteConfig | None], RouteConfig]
+
+
+async def route_and_body(
+    request: Request, on_route: str | None, resolve: Resolver = resolve_llm_model
+) -> tuple[HostState, RouteConfig, dict[str, Any]]:
+    """For an endpoint routed by its path (`on_route`, None on the unified paths) or by its
+    body's `model`: the host state, the route `resolve` finds the request means, and the
+    JSON body."""
+    state = host_state(request)
+    path_route = route_by_path(state, request, on_route) if on_route is not None else None
+    body = await json_body(request)
+    return state, resolve(state, request, body.get("model"), path_route), body

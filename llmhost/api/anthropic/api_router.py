@@ -14,20 +14,15 @@ from fastapi.responses import Response
 from llmhost.api.anthropic.errors import host_error_response
 from llmhost.api.anthropic.protocol import Endpoint, parse_request
 from llmhost.api.anthropic.serving import serve
-from llmhost.api.body import json_body
-from llmhost.api.resolve import resolve_llm_model, route_by_path
+from llmhost.api.resolve import route_and_body
 from llmhost.errors import HostError
-from llmhost.server.host_state import host_state
 
 router = APIRouter()
 
 
 async def _serve(request: Request, endpoint: Endpoint, on_route: str | None) -> Response:
     try:
-        state = host_state(request)
-        path_route = route_by_path(state, request, on_route) if on_route is not None else None
-        body = await json_body(request)
-        route = resolve_llm_model(state, request, body.get("model"), path_route)
+        state, route, body = await route_and_body(request, on_route)
         parsed = await parse_request(state, route, endpoint, body)
         return await serve(request, state, route, endpoint, parsed)
     except HostError as exc:

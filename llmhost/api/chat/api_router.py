@@ -8,10 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from llmhost.api.body import json_body
 from llmhost.api.chat.protocol import Endpoint, parse_request
 from llmhost.api.chat.serving import model_list, serve
-from llmhost.api.resolve import resolve_llm_model, route_by_path
+from llmhost.api.resolve import route_and_body, route_by_path
 from llmhost.server.host_state import HostState, host_state
 
 router = APIRouter()
@@ -36,10 +35,7 @@ async def _list_route(route: str, request: Request) -> dict[str, Any]:
 
 
 async def _serve(request: Request, endpoint: Endpoint, on_route: str | None) -> Response:
-    state = host_state(request)
-    path_route = route_by_path(state, request, on_route) if on_route is not None else None
-    body = await json_body(request)
-    route = resolve_llm_model(state, request, body.get("model"), path_route)
+    state, route, body = await route_and_body(request, on_route)
     parsed = await parse_request(state, route, endpoint, body)
     return await serve(request, state, route, endpoint, parsed)
 

@@ -23,15 +23,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from llmhost.api.chat.protocol import Endpoint
 from llmhost.api.disconnect import until_disconnected
+from llmhost.api.leased import llm_backend, serving_error
 from llmhost.api.streaming import LeasedStream, LeaseHold
-from llmhost.backends.base import LlmBackend, ServingResult
+from llmhost.backends.base import ServingResult
 from llmhost.backends.vllm.start_report import served_context
 from llmhost.config import RouteConfig
 from llmhost.errors import (
@@ -42,7 +43,6 @@ from llmhost.errors import (
     sse_event,
     sse_host_error,
     sse_host_event,
-    vllm_error,
     vllm_error_status,
 )
 from llmhost.lifecycle.slot import Lease
@@ -81,7 +81,7 @@ def _model_card(state: HostState, route: RouteConfig, model_id: str) -> dict[str
     }
     if route.runs_vllm:  # the context it serves: its last engine's (fitted down?), else the configured
         slot = state.manager.slots.get(route.name)
-        card.update(served_context(route, slot.start_report if slot is not None else None))
+        card.update(served_context(route, slot.engine_start if slot is not None else None))
     return card
 
 
@@ -130,35 +130,14 @@ async def _lease_and_call(
     try:
         return lease, await _call(lease, endpoint, parsed, request)
     except Exception as exc:
-        raise _serving_error(lease, exc) from exc
-
-
-# Backend classes known to serve completions: the protocol check walks the protocol's
-# members each time, too slow to repeat on every request.
-_LLM_BACKEND_TYPES: dict[type, bool] = {}
-
-
-def _backend(lease: Lease) -> LlmBackend:
-    backend = lease.backend
-    kind = type(backend)
-    serves = _LLM_BACKEND_TYPES.get(kind)
-    if serves is None:
-        serves = _LLM_BACKEND_TYPES[kind] = isinstance(backend, LlmBackend)
-    if not serves:
-        raise HostError(f"{lease.route.primary_id} does not serve completions.")
-    return cast(LlmBackend, backend)
+        raise serving_error(lease, exc) from exc
 
 
 async def _call(lease: Lease, endpoint: Endpoint, parsed: Any, request: Request) -> ServingResult:
-    backend = _backend(lease)
+    backend = llm_backend(lease)
     if endpoint == "chat":
         return await backend.chat.create_chat_completion(parsed, request)
     return await backend.completion.create_completion(parsed, request)
-
-
-def _serving_error(lease: Lease, exc: Exception) -> Exception:
-    """What vLLM raised, as the error the client gets (llmhost.errors.vllm_error)."""
-    return vllm_error(exc, lease.route.primary_id, lease.backend.failure())
 
 
 def _leased_stream(content: AsyncIterator[str], route: RouteConfig, hold: LeaseHold) -> LeasedStream:
@@ -190,7 +169,7 @@ def _stream_broke(route: RouteConfig, hold: LeaseHold, exc: Exception) -> str:
     """The error event that ends a stream that broke off: vLLM's errors as the host's (a dead
     engine named as such), anything else as an interrupted stream."""
     lease = hold.lease
-    error = exc if lease is None else _serving_error(lease, exc)
+    error = exc if lease is None else serving_error(lease, exc)
     if isinstance(error, HostError):
         return sse_host_error(error)
     message = lease.revoked if lease is not None else None
@@ -223,7 +202,7 @@ async def _with_feedback(
         yield sse_host_error(exc)
         return
     yield _chunk(chunk_id, model, f"{route.primary_id} ready after {time.monotonic() - started:.0f} s\n")
-    result = await _backend(lease).chat.create_chat_completion(parsed, request)
+    result = await llm_backend(lease).chat.create_chat_completion(parsed, request)
     if isinstance(result, AsyncIterator):
         prefix = f'data: {{"id":{json.dumps(chunk_id)},'
         async for chunk in result:

@@ -4,23 +4,21 @@ endpoints on `/openai`, the base URL of the system llmhost replaces."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from llmhost.api.body import json_body
 from llmhost.api.pooling.protocol import KIND, Endpoint, parse_request
 from llmhost.api.pooling.serving import serve
-from llmhost.api.resolve import resolve_pooling_model, route_by_path
-from llmhost.server.host_state import host_state
+from llmhost.api.resolve import resolve_pooling_model, route_and_body
 
 router = APIRouter()
 
 
 async def _serve(request: Request, endpoint: Endpoint, on_route: str | None) -> Response:
-    state = host_state(request)
-    path_route = route_by_path(state, request, on_route) if on_route is not None else None
-    body = await json_body(request)
-    route = resolve_pooling_model(state, request, body.get("model"), path_route, KIND[endpoint])
+    resolve = partial(resolve_pooling_model, kind=KIND[endpoint])
+    state, route, body = await route_and_body(request, on_route, resolve)
     parsed = await parse_request(state, route, endpoint, body)
     return await serve(request, state, route, endpoint, parsed)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails
 
+from llmhost.api import vllm_protocol
 from llmhost.config import RouteConfig
-from llmhost.errors import invalid_body, vllm_client_error
 from llmhost.server.host_state import HostState
 
 Endpoint = Literal["embeddings", "rerank"]
@@ -35,10 +36,7 @@ async def _adapter(state: HostState, route: RouteConfig, endpoint: Endpoint) -> 
     if adapter is not None:
         return adapter
     module_name, type_name = _PROTOCOLS[endpoint]
-    module = sys.modules.get(module_name)
-    if module is None or not state.preload.ready(module_name):
-        with state.manager.preparing(route.name):
-            module = await state.preload.module(module_name)
+    module = await vllm_protocol.preloaded(state, route, module_name)
     adapter = _ADAPTERS[endpoint] = TypeAdapter(getattr(module, type_name))
     return adapter
 
@@ -49,12 +47,7 @@ async def parse_request(
     """`body` as vLLM's request model, or the 400 that says what is wrong with it."""
     body.setdefault("model", route.primary_id)
     adapter = await _adapter(state, route, endpoint)
-    try:
-        return adapter.validate_python(body)
-    except ValidationError as exc:
-        raise invalid_body(_explained(endpoint, body, exc)) from None
-    except Exception as exc:
-        raise vllm_client_error(exc) from None
+    return vllm_protocol.validate(adapter.validate_python, body, partial(_explained, endpoint, body))
 
 
 # ---- errors a client can read ---------------------------------------------------------

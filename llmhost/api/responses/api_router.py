@@ -10,8 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from llmhost.api.body import json_body
-from llmhost.api.resolve import resolve_llm_model, route_by_path
+from llmhost.api.resolve import route_and_body
 from llmhost.api.responses.protocol import parse_request
 from llmhost.api.responses.serving import serve
 from llmhost.errors import HostError
@@ -29,10 +28,7 @@ class NotStored(HostError):
 
 
 async def _serve(request: Request, on_route: str | None) -> Response:
-    state = host_state(request)
-    path_route = route_by_path(state, request, on_route) if on_route is not None else None
-    body = await json_body(request)
-    route = resolve_llm_model(state, request, body.get("model"), path_route)
+    state, route, body = await route_and_body(request, on_route)
     parsed = await parse_request(state, route, body)
     return await serve(request, state, route, parsed)
 
