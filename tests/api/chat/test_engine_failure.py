@@ -10,12 +10,13 @@ here, not a silent retry).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ import psutil
 import pytest
 
 from llmhost.config import parse_catalog
+from llmhost.lifecycle.state import ModelState
 from tests.apphelp import ServerThread, envelope, make_app, running_requests, tiny_llm_route
 
 pytestmark = pytest.mark.engine
@@ -42,14 +44,36 @@ def server(tiny_models: Any) -> Iterator[ServerThread]:
 
 
 def serving_engine(server: ServerThread) -> Any:
-    """The route's backend once it answers (loaded, or replaced after an earlier kill)."""
-    deadline = time.monotonic() + 300
-    with httpx.Client(base_url=server.url, timeout=300) as client:
-        while (response := client.post(CHAT, json=SHORT)).status_code != 200:
-            assert response.status_code == 503, response.text  # a dead engine, being replaced
-            assert time.monotonic() < deadline, response.text
-            time.sleep(0.2)
-    return server.app.state.host.manager.slots["coder"].backend
+    """The route's backend once it answers: an earlier kill's dead engine is unloaded first
+    (its state watched pass by pass), then a request loads it again or the replacement
+    serves it."""
+    manager = server.app.state.host.manager
+
+    def can_serve() -> bool:
+        state = manager.route_state("coder")
+        if state is ModelState.STOPPED:
+            return True
+        backend = manager.slots["coder"].backend
+        return state is ModelState.READY and backend is not None and backend.failure() is None
+
+    on_server_loop(server, until(manager, can_serve))
+    response = httpx.post(f"{server.url}{CHAT}", json=SHORT, timeout=300)
+    assert response.status_code == 200, response.text
+    return manager.slots["coder"].backend
+
+
+async def until(manager: Any, check: Callable[[], bool]) -> None:
+    """Until `check()` holds, checked now and after each of the scheduler's passes (every
+    state change happens in one)."""
+    while not check():
+        await manager.scheduler.next_pass()
+
+
+def on_server_loop(server: ServerThread, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` on the server's event loop (the manager's), from this test's thread; the
+    bound only turns a hang into a failure (a replacement engine's load on CPU fits it)."""
+    loop = server.server.servers[0].get_loop()
+    asyncio.run_coroutine_threadsafe(work, loop).result(300)
 
 
 def kill_engine_core() -> None:
@@ -118,6 +142,8 @@ def test_a_request_whose_engine_dies_is_a_503_naming_the_failure(
     backend = serving_engine(server)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     connection.request("POST", CHAT, body=json.dumps(LONG), headers={"Content-Type": "application/json"})
+    # Polled: neither vLLM nor the host has an event for a request reaching the engine (the
+    # host's last step, the lease, comes before vLLM's rendering and add_request).
     deadline = time.monotonic() + 60
     while running_requests(backend) == 0:  # in the engine: now it dies under the request
         assert time.monotonic() < deadline
