@@ -55,7 +55,7 @@ class SleepMode:
         if self._standby_problem is None:
             engine["enable_sleep_mode"] = True
             # Asleep, vLLM keeps the CUDA-graph pool on the GPU unless told to back it
-            # up to RAM (llmhost.lifecycle.asleep): that pool is what a wake beside
+            # up to RAM (llmhost.lifecycle.standby): that pool is what a wake beside
             # other engines would lack. [engine] may say otherwise.
             engine.setdefault("sleep_mode_offload_cudagraph", True)
             self._weights_bytes = _weights_bytes(self.route)
