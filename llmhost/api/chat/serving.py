@@ -81,7 +81,7 @@ def _model_card(state: HostState, route: RouteConfig, model_id: str) -> dict[str
     }
     if route.runs_vllm:  # the context it serves: its last engine's (fitted down?), else the configured
         slot = state.manager.slots.get(route.name)
-        card.update(served_context(route, slot.engine_start if slot is not None else None))
+        card.update(served_context(route, slot.start_report if slot is not None else None))
     return card
 
 
