@@ -16,7 +16,6 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from llmhost.config import Catalog, ConfigError
-from llmhost.units import GIB
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -93,59 +92,6 @@ class Settings(BaseSettings):
     def origin(self, field: str) -> str:
         """Where a field's value came from: "env", ".env" or "default" (environment wins)."""
         return origin(field)
-
-    def effective(self, raw: Catalog, config: Path | None = None) -> list[tuple[str, str, str]]:
-        """Every host setting as (name, value, where it came from) for `llmhost check`.
-
-        `raw` is models.toml before the environment's overrides; `config` the --config path.
-        """
-        rows: list[tuple[str, str, str]] = []
-
-        def own(field: str, value: object) -> None:
-            rows.append((field.upper(), str(value), self.origin(field)))
-
-        if config is not None:
-            rows.append(("LLMHOST_CONFIG", str(config), "--config"))
-        else:
-            own("llmhost_config", self.llmhost_config)
-        own("llmhost_host", self.llmhost_host)
-        own("llmhost_port", self.llmhost_port)
-        own("llmhost_log_level", self.llmhost_log_level)
-        for secret in ("vllm_api_key", "hf_token"):
-            own(secret, "set" if getattr(self, secret) is not None else "not set")
-        own("hf_home", self.hf_home)
-        own("searxng_url", self.searxng_url)
-        overrides = {
-            "idle_seconds": "idle_seconds",
-            "start_timeout_seconds": "start_timeout_seconds",
-            "prewarm": "prewarm_routes",
-        }
-        applied = self.apply_to(raw)
-        effective = applied.host
-        for key in type(effective).model_fields:
-            text = _show(getattr(effective, key))
-            if key == "standby_ram_gib" and effective.standby_ram_gib is None:
-                text = f"auto: {effective.standby_ram_bytes / GIB:.1f} GiB (40% of RAM)"
-            if key == "max_wait_seconds" and effective.max_wait_seconds is None:
-                from llmhost.lifecycle.bounds import request_wait_bound
-
-                text = f"auto: {request_wait_bound(applied):g} s (the worst swap these settings allow)"
-            if key == "engine_margin_gib" and effective.engine_margin_gib is None:
-                text = "auto: measured, else 1 GiB"  # llmhost.gpu.margin; the line below the table
-            field = overrides.get(key)
-            if field is not None and getattr(self, field) is not None:
-                where = f"{self.origin(field)} ({field.upper()})"
-            elif key in raw.host.model_fields_set:
-                where = raw.source
-            else:
-                where = "default"
-            rows.append((f"[host] {key}", text, where))
-        diffusion = [name for name, r in raw.routes.items() if r.kind == "diffusion"]
-        for field in type(self).model_fields:
-            if field.startswith("vision_") and getattr(self, field) is not None:
-                target = f" -> {', '.join(diffusion)}" if diffusion else " (no diffusion route)"
-                rows.append((field.upper(), str(getattr(self, field)), self.origin(field) + target))
-        return rows
 
     def _vision_overrides(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -284,13 +230,3 @@ def dotenv_path() -> Path | None:
     if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
         return Path(env_file)
     return None
-
-
-def _show(value: object) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(map(str, value)) or "none"
-    if isinstance(value, bool):
-        return str(value).lower()  # as models.toml spells it
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)

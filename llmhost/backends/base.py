@@ -14,6 +14,10 @@ from llmhost.config import HostConfig, RouteConfig
 # reading a large config, cannot be interrupted sooner). One bound for the backends that
 # wait for their start and for the lifecycle that waits for the backend.
 ABANDON_TIMEOUT_SECONDS = 120.0
+# The longest a backend's `stop` may take, its processes' exit included: the lifecycle
+# counts it in a request's default wait (llmhost.lifecycle.bounds). vLLM's is the longest
+# (llmhost.backends.vllm.backend.STOP_SECONDS: 30 s shutdown, 10 s exit, 5 s after a kill).
+STOP_BOUND_SECONDS = 45.0
 
 
 class LoadFailed(RuntimeError):

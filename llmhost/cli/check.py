@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from llmhost.cli.effective import effective
 from llmhost.cli.loading import load_raw
 from llmhost.config import Catalog, ConfigError
 from llmhost.settings import Settings, refuse_exposure
@@ -38,7 +39,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"\n{catalog.source}: {len(catalog.routes)} routes, policy {host.policy}, "
         f"start timeout {host.start_timeout_seconds:g}s, prewarm {', '.join(host.prewarm) or 'none'}"
     )
-    _print_settings(settings.effective(raw, args.config))
+    _print_settings(effective(settings, raw, args.config))
     _print_standby(catalog)
     from llmhost.gpu.margin import check_line  # the engine margin in use, and where it came from
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from llmhost.backends.vllm.context_fit import BLOCK_TOKENS, SLACK
-from llmhost.estimate.figures import TIGHT_FRACTION
+from llmhost.estimate.figures import BLOCK_TOKENS, SLACK, TIGHT_FRACTION
 from llmhost.estimate.result import RouteEstimate
 from llmhost.units import GIB
 

@@ -62,3 +62,11 @@ SEQUENTIAL_OFFLOAD_BYTES = 1 * GIB
 # the Windows desktop and WSL2 hold (1-1.5 GB measured with the old stack). "tight"
 # fits only on a card nothing else uses. Above the card: "does not fit".
 TIGHT_FRACTION = 0.90
+
+# How the engine's retry fits a context vLLM refused (llmhost.backends.vllm.context_fit),
+# which `llmhost check` predicts (llmhost.estimate.context).
+# The retry asks for this much less than vLLM's estimate: its second profile run may find
+# a few MiB less free (on a 7B model 1 MiB is 18 tokens; 2% of 16k tokens is 5-20 MiB).
+SLACK = 0.02
+# Whole KV blocks: vLLM's default block on GPUs (the CPU backend's 128 is a multiple).
+BLOCK_TOKENS = 16

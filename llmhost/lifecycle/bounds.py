@@ -13,7 +13,7 @@ that may stand between a request and its model, each step at its own bound:
                                                       its engine is shut down
   + start_timeout_seconds                             the cold load
 
-`stop` is an engine's shutdown bound (llmhost.backends.vllm.backend.STOP_BOUND_SECONDS: vLLM's 30 s,
+`stop` is a backend's shutdown bound (llmhost.backends.base.STOP_BOUND_SECONDS: vLLM's 30 s,
 10 s for its processes to exit, 5 s after the kill); sleep and wake are 60 s each
 (llmhost.lifecycle.operations). With the defaults and two routes: 30 + 60 + (45 + 20) +
 300 = 455 s; with standby on: 30 + 60 + (60 + 45 + 20) + (60 + 45 + 20) + 300 = 640 s.
@@ -22,7 +22,7 @@ docs/lifecycle.md has the same arithmetic.
 
 from __future__ import annotations
 
-from llmhost.backends.vllm.backend import STOP_BOUND_SECONDS
+from llmhost.backends.base import STOP_BOUND_SECONDS
 from llmhost.config import Catalog
 from llmhost.lifecycle.operations import SLEEP_TIMEOUT_SECONDS, WAKE_TIMEOUT_SECONDS
 

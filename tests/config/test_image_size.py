@@ -53,3 +53,16 @@ def test_the_models_own_limit_is_checked_after_the_routes() -> None:
 def test_the_suggestions_stay_inside_the_limit() -> None:
     assert refusal(8, 16, 128, 16).message.endswith("(use 16).")  # 0 is no size
     assert refusal(120, 16, 120, 16).message.endswith("(use 112).")  # 128 is past max_edge
+
+
+def test_check_size_rejects_never_rounds() -> None:
+    check_size(64, None, 128, 16)
+    check_size(None, None, 128, 16)
+    for width, fragment in ((0, "positive"), (-16, "positive"), (144, "limit of 128"), (72, "64 or 80")):
+        with pytest.raises(InvalidRequest) as info:
+            check_size(width, 64, 128, 16)
+        assert info.value.param == "width"
+        assert fragment in info.value.message
+    with pytest.raises(InvalidRequest) as info:
+        check_size(64, 120, 120, 16)
+    assert "use 112)" in info.value.message, "a suggestion above the limit is left out"

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from llmhost.backends.vllm.backend import STOP_BOUND_SECONDS
+from llmhost.backends.base import STOP_BOUND_SECONDS
 from llmhost.errors import ModelUnavailable
 from llmhost.lifecycle.bounds import request_wait_bound
 from llmhost.lifecycle.operations import SLEEP_TIMEOUT_SECONDS, WAKE_TIMEOUT_SECONDS

@@ -37,8 +37,9 @@ log = logging.getLogger("llmhost.vllm")
 # After vLLM's shutdown returns, how long its processes get to be gone before we kill them.
 PROCESS_EXIT_TIMEOUT_SECONDS = 10.0
 # The longest a stop takes: the shutdown, the wait for the processes, 5 s after killing
-# them (EngineProcesses.wait_gone). Part of a request's default wait (llmhost.lifecycle.bounds).
-STOP_BOUND_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + PROCESS_EXIT_TIMEOUT_SECONDS + 5.0
+# them (EngineProcesses.wait_gone). Within the bound every backend keeps
+# (llmhost.backends.base.STOP_BOUND_SECONDS), which a request's default wait counts.
+STOP_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + PROCESS_EXIT_TIMEOUT_SECONDS + 5.0
 
 
 class EngineStartError(LoadFailed):

@@ -33,6 +33,7 @@ from typing import Any
 from llmhost.backends.vllm.failure import root_cause
 from llmhost.backends.vllm.processes import EngineProcesses
 from llmhost.config import RouteConfig
+from llmhost.estimate.figures import BLOCK_TOKENS, SLACK
 from llmhost.gpu.monitor import open_monitor
 from llmhost.units import GIB
 
@@ -46,11 +47,6 @@ _REFUSAL = re.compile(
     r"cache memory \((?P<available>[\d.]+) GiB\)\.(?: Based on the available memory, the "
     r"estimated maximum model length is (?P<estimate>\d+)\.)?"
 )
-# The retry asks for this much less than vLLM's estimate: its second profile run may find
-# a few MiB less free (on a 7B model 1 MiB is 18 tokens; 2% of 16k tokens is 5-20 MiB).
-SLACK = 0.02
-# Whole KV blocks: vLLM's default block on GPUs (the CPU backend's 128 is a multiple).
-BLOCK_TOKENS = 16
 # How long the refused engine's processes get to exit before the retry (they were
 # already shutting down when vLLM raised), and how long their GPU memory gets to show as
 # free again (drivers report it late, under WSL2 especially).

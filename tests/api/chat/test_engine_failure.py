@@ -10,13 +10,12 @@ here, not a silent retry).
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ import pytest
 
 from llmhost.config import parse_catalog
 from llmhost.lifecycle.state import ModelState
-from tests.apphelp import ServerThread, envelope, make_app, running_requests, tiny_llm_route
+from tests.apphelp import ServerThread, envelope, make_app, running_requests, tiny_llm_route, until
 
 pytestmark = pytest.mark.engine
 
@@ -56,24 +55,10 @@ def serving_engine(server: ServerThread) -> Any:
         backend = manager.slots["coder"].backend
         return state is ModelState.READY and backend is not None and backend.failure() is None
 
-    on_server_loop(server, until(manager, can_serve))
+    server.run_soon(until(manager, can_serve)).result(300)  # the bound only turns a hang into a failure
     response = httpx.post(f"{server.url}{CHAT}", json=SHORT, timeout=300)
     assert response.status_code == 200, response.text
     return manager.slots["coder"].backend
-
-
-async def until(manager: Any, check: Callable[[], bool]) -> None:
-    """Until `check()` holds, checked now and after each of the scheduler's passes (every
-    state change happens in one)."""
-    while not check():
-        await manager.scheduler.next_pass()
-
-
-def on_server_loop(server: ServerThread, work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` on the server's event loop (the manager's), from this test's thread; the
-    bound only turns a hang into a failure (a replacement engine's load on CPU fits it)."""
-    loop = server.server.servers[0].get_loop()
-    asyncio.run_coroutine_threadsafe(work, loop).result(300)
 
 
 def kill_engine_core() -> None:

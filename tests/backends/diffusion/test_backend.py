@@ -22,7 +22,6 @@ from PIL import Image
 from llmhost.backends.base import ImageJob
 from llmhost.backends.diffusion.backend import DiffusionBackend
 from llmhost.config import HostConfig, RouteConfig, parse_catalog
-from llmhost.config.image_size import check_size
 from llmhost.errors import InvalidRequest, ModelUnavailable
 
 MIB = 1024 * 1024
@@ -58,19 +57,6 @@ def _decode(png: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
     return image
-
-
-def test_check_size_rejects_never_rounds() -> None:
-    check_size(64, None, 128, 16)
-    check_size(None, None, 128, 16)
-    for width, fragment in ((0, "positive"), (-16, "positive"), (144, "limit of 128"), (72, "64 or 80")):
-        with pytest.raises(InvalidRequest) as info:
-            check_size(width, 64, 128, 16)
-        assert info.value.param == "width"
-        assert fragment in info.value.message
-    with pytest.raises(InvalidRequest) as info:
-        check_size(64, 120, 120, 16)
-    assert "use 112)" in info.value.message, "a suggestion above the limit is left out"
 
 
 @pytest.mark.engine

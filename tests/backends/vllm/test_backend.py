@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from llmhost.backends.base import STOP_BOUND_SECONDS
 from llmhost.backends.vllm import backend as vllm
 from llmhost.backends.vllm.backend import EngineStartError, VllmBackend
 from llmhost.config import HostConfig, parse_catalog
@@ -118,3 +119,10 @@ async def test_a_stop_after_the_engine_was_created_but_before_the_start_took_it(
     backend._creating = created
     await asyncio.wait_for(backend.stop(), 30)
     assert shut == [engine]
+
+
+def test_a_vllm_stop_stays_within_the_bound_the_lifecycle_counts() -> None:
+    """A request's default wait counts every backend's stop as base.STOP_BOUND_SECONDS;
+    vLLM's stop (its shutdown, its processes' exit, the wait after a kill) must fit in it."""
+    assert vllm.STOP_SECONDS <= STOP_BOUND_SECONDS
+    assert vllm.PROCESS_EXIT_TIMEOUT_SECONDS < vllm.STOP_SECONDS
