@@ -1,0 +1,1 @@
+"""The OpenAI-compatible LLM endpoints: chat completions, completions and the model lists."""
