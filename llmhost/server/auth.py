@@ -27,10 +27,6 @@ class KeyCheck:
     def __init__(self, api_key: str | None) -> None:
         self._key = api_key.encode() if api_key else None
 
-    @property
-    def enabled(self) -> bool:
-        return self._key is not None
-
     def allows(self, request: Request) -> bool:
         """Whether the request may use keyed routes (no key is set, or it sent the key)."""
         if self._key is None:

@@ -23,7 +23,6 @@ def request(authorization: str | None = None) -> Request:
 @pytest.mark.parametrize("api_key", [None, ""])
 def test_without_a_key_everything_passes(api_key: str | None) -> None:
     check = KeyCheck(api_key)
-    assert check.enabled is False
     assert check.allows(request()) and check.allows(request("Bearer anything"))
     check.require(request())  # no 401
 
@@ -33,7 +32,7 @@ def test_without_a_key_everything_passes(api_key: str | None) -> None:
 )
 def test_the_key_as_a_bearer_token_passes(authorization: str) -> None:
     check = KeyCheck(KEY)
-    assert check.enabled is True
+    assert not check.allows(request()), "a key is set: a request without it is refused"
     assert check.allows(request(authorization))
     check.require(request(authorization))
 
