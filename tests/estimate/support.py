@@ -19,6 +19,8 @@ QWEN = FIXTURES / "qwen2.5-7b-instruct"
 QWEN_AWQ = FIXTURES / "qwen2.5-7b-instruct-awq"
 LLAMA = FIXTURES / "llama-3.1-8b-instruct"
 DSV2 = FIXTURES / "deepseek-v2-lite"
+SHIPPED = FIXTURES / "shipped"
+QWEN_BF16 = 15_231_233_024  # Qwen/Qwen2.5-7B-Instruct's index: total_size
 KIB = 1024
 
 
@@ -82,3 +84,30 @@ def awq_dir(root: Path) -> Path:
     sparse(target / "model-00001-of-00002.safetensors", 4_000_000_000)
     sparse(target / "model-00002-of-00002.safetensors", total - 4_000_000_000)
     return target
+
+
+def model_dir(root: Path, c: dict[str, Any], total_size: int) -> Path:
+    """A model directory with its config.json and an index naming the weights' total."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(c))
+    index = {"metadata": {"total_size": total_size}, "weight_map": {}}
+    (root / "model.safetensors.index.json").write_text(json.dumps(index))
+    with (root / "model-00001-of-00001.safetensors").open("wb") as handle:
+        handle.truncate(1)  # a shard must exist; the index's total is what counts
+    return root
+
+
+def linears(c: dict[str, Any]) -> list[tuple[int, int]]:
+    """(in, out) of q, k, v, o, gate, up, down in every decoder layer."""
+    h, inter = c["hidden_size"], c["intermediate_size"]
+    hd = c.get("head_dim") or h // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    return [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)] * c["num_hidden_layers"]
+
+
+def other_params(c: dict[str, Any], qkv_bias: bool) -> int:
+    """Embeddings, lm_head, the two norms per layer and the final one, q/k/v biases."""
+    h, layers = c["hidden_size"], c["num_hidden_layers"]
+    hd = c.get("head_dim") or h // c["num_attention_heads"]
+    bias = (c["num_attention_heads"] + 2 * c["num_key_value_heads"]) * hd if qkv_bias else 0
+    return int(2 * c["vocab_size"] * h + layers * (2 * h + bias) + h)

@@ -116,7 +116,7 @@ def test_fp32_checkpoints_load_as_16_bit_unless_dtype_says_float32() -> None:
     stored = 4 * dense_params(c, qkv_bias=True)
     assert weight_parts.gpu_weight_bytes(stored, c, {}) == stored // 2
     assert weight_parts.gpu_weight_bytes(stored, c, {"dtype": "float32"}) == stored
-    # Online fp8 (tests/estimate/test_weights.py has every method): linear layers at one
+    # Online fp8 (tests/estimate/test_online_quant.py has every method): linear layers at one
     # byte, embeddings and lm_head still at two, so more than half the bf16 checkpoint.
     bf16 = 2 * dense_params(c, qkv_bias=True)
     assert weight_parts.gpu_weight_bytes(bf16, config(QWEN), {"quantization": "fp8"}) > bf16 // 2 + GIB
