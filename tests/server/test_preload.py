@@ -3,58 +3,95 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from llmhost.server.preload import MODULES_BY_KIND, Preloader
 
+T = TypeVar("T")
+
+
+class SlowModule:
+    """A real module on sys.path whose import runs until the test lets it finish, like vLLM's
+    (10-15 s on a small machine): its code sets `started` and waits for `release`, both
+    events of a gate module the test has imported itself. While it waits, the module
+    half-exists in sys.modules, as a module being imported does."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        stamp = time.monotonic_ns()
+        self.name = f"llmhost_slow_{stamp}"
+        gate = f"llmhost_gate_{stamp}"
+        (tmp_path / f"{gate}.py").write_text(
+            "import threading\nstarted = threading.Event()\nrelease = threading.Event()\n"
+        )
+        (tmp_path / f"{self.name}.py").write_text(
+            f"from {gate} import release, started\n"
+            "started.set()\n"
+            "if not release.wait(60):\n"
+            "    raise TimeoutError('the test never released the import')\n"
+            "VALUE = 42\n"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setitem(MODULES_BY_KIND, "slow", (self.name,))
+        events = importlib.import_module(gate)
+        self.started: threading.Event = events.started
+        self.release: threading.Event = events.release
+
 
 @pytest.fixture
-def slow_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A module whose import takes a second, like vLLM's (10-15 s on a small machine)."""
-    name = f"llmhost_slow_{time.monotonic_ns()}"
-    (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(1.0)\nVALUE = 42\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(MODULES_BY_KIND, "slow", (name,))
-    return name
+def slow_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowModule]:
+    slow = SlowModule(tmp_path, monkeypatch)
+    yield slow
+    slow.release.set()  # a failed test leaves no import thread waiting
 
 
-async def test_a_request_during_the_preload_waits_for_it(slow_module: str) -> None:
+def at_once(work: Coroutine[Any, Any, T]) -> T:
+    """The result of `work`, which must finish without waiting for anything (it never suspends)."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    work.close()
+    raise AssertionError("it waited")
+
+
+async def test_a_request_during_the_preload_waits_for_it(slow_module: SlowModule) -> None:
+    name = slow_module.name
     preloader = Preloader(["slow"])
     preloader.start()
-    await asyncio.sleep(0.1)
-    assert not preloader.ready(slow_module)  # still importing (the module may half-exist)
-    module: Any = await asyncio.wait_for(preloader.module(slow_module), 10)
+    assert await asyncio.to_thread(slow_module.started.wait, 30)  # the import runs now
+    assert name in sys.modules  # half-imported ...
+    assert not preloader.ready(name)  # ... so still importing
+    request = asyncio.ensure_future(preloader.module(name))
+    await asyncio.sleep(0)  # one turn: the request runs up to its wait
+    assert not request.done()
+    slow_module.release.set()
+    module: Any = await asyncio.wait_for(request, 10)
     assert module.VALUE == 42
-    assert preloader.ready(slow_module)
-    started = time.monotonic()
-    await preloader.module(slow_module)
-    assert time.monotonic() - started < 0.1  # once done: no wait at all
+    assert preloader.ready(name)
+    assert at_once(preloader.module(name)) is module  # once done: no wait at all
 
 
-async def test_without_a_preload_the_module_is_imported_off_the_loop(slow_module: str) -> None:
+async def test_without_a_preload_the_module_is_imported_off_the_loop(slow_module: SlowModule) -> None:
     preloader = Preloader([])  # no routes of that kind: nothing preloaded
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.05)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    module: Any = await preloader.module(slow_module)
-    task.cancel()
+    request = asyncio.ensure_future(preloader.module(slow_module.name))
+    # The loop goes on while the import waits for its release: an import on the loop would
+    # hold it until the import gave up (60 s), and the request would have failed by then.
+    assert await asyncio.to_thread(slow_module.started.wait, 30)
+    assert not request.done()
+    slow_module.release.set()
+    module: Any = await asyncio.wait_for(request, 10)
     assert module.VALUE == 42
-    assert ticks >= 10  # the event loop kept running during the 1 s import
-    assert slow_module in sys.modules
+    assert slow_module.name in sys.modules
 
 
 def test_only_the_kinds_in_use_are_preloaded() -> None:
@@ -63,14 +100,18 @@ def test_only_the_kinds_in_use_are_preloaded() -> None:
     assert Preloader([]).names == ()
 
 
-def test_wait_all_returns_once_the_imports_are_done(slow_module: str) -> None:
+def test_wait_all_returns_once_the_imports_are_done(slow_module: SlowModule) -> None:
     # The standby check waits so: two threads importing vLLM at once could deadlock.
     preloader = Preloader(["slow"])
     preloader.wait_all(timeout=0.2)  # not started yet: gives up at the timeout
-    assert slow_module not in sys.modules
+    assert slow_module.name not in sys.modules
     preloader.start()
+    assert slow_module.started.wait(30)
+    preloader.wait_all(timeout=0.2)  # still importing: gives up at the timeout
+    assert not preloader.ready(slow_module.name)
+    slow_module.release.set()
     preloader.wait_all(timeout=10)
-    assert preloader.ready(slow_module)
+    assert preloader.ready(slow_module.name)
     Preloader([]).wait_all(timeout=10)  # nothing to wait for: returns at once
 
 
