@@ -15,13 +15,11 @@ import httpx
 import pytest
 
 from llmhost.backends.vllm.context_fit import (
-    EngineContext,
     Refusal,
     create_fitted,
     fitted_length,
     parse_refusal,
 )
-from llmhost.backends.vllm.start_report import EngineStart, served_context
 from llmhost.config import RouteConfig, parse_catalog
 from llmhost.config.text import toml_table
 from llmhost.tiny_models import tiny_engine_args
@@ -138,19 +136,6 @@ def test_only_once_and_never_for_another_failure_or_an_abandoned_load(tmp_path: 
         create_fitted(
             other, {"max_model_len": 32768}, _route(), failure_log=log, procs=None, abandoned=lambda: False
         )
-
-
-def test_the_model_list_shows_the_context_served_and_why() -> None:
-    route = _route(max_model_len="32k")  # vLLM's CLI size: 32,000 tokens
-    assert served_context(route, None) == {
-        "max_model_len": 32000,
-        "max_model_len_reason": "max_model_len in [engine]",
-    }
-    fitted = EngineStart(EngineContext(7888, 32000, "fitted down from 32000: ...", 32000))
-    assert served_context(route, fitted)["max_model_len"] == 7888
-    # models.toml changed since: the last engine no longer tells what the next one gets.
-    assert served_context(_route(max_model_len=8192), fitted)["max_model_len"] == 8192
-    assert served_context(_route(), None)["max_model_len"] is None
 
 
 @pytest.mark.engine
