@@ -32,47 +32,6 @@ def test_check_fails_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "warp_speed" in err and str(bad) in err and "Traceback" not in err
 
 
-def test_check_prints_each_setting_with_where_it_came_from(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("IDLE_SECONDS", "START_TIMEOUT_SECONDS", "PREWARM_ROUTES", "VLLM_API_KEY", "LLMHOST_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("IDLE_SECONDS=300\nVLLM_API_KEY=s3cret-key\n")
-    monkeypatch.setenv("LLMHOST_PORT", "8011")
-    monkeypatch.setenv("vision_max_edge", "512")  # names are case-insensitive, as pydantic reads them
-    config = tmp_path / "models.toml"
-    config.write_text(
-        "[host]\nstart_timeout_seconds = 120\n"
-        "[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n"
-        "[routes.vision]\nkind = 'diffusion'\nmodel = 'org/sd'\n"
-    )
-    assert main(["check", "--config", str(config), "--gpu-memory", "16"]) == 0
-    out = capsys.readouterr().out
-    settings = out[out.index("Settings (") : out.index("Fit estimate for")]  # before the fit table
-    header = settings.splitlines()[1]
-    value_at, from_at = header.index("VALUE"), header.index("FROM")
-    table = {
-        line[:value_at].strip(): (line[value_at:from_at].strip(), line[from_at:].strip())
-        for line in settings.splitlines()[2:]
-        if line.strip()
-    }
-    assert table["LLMHOST_CONFIG"] == (str(config), "--config")
-    assert table["LLMHOST_PORT"] == ("8011", "env")
-    assert table["LLMHOST_HOST"] == ("127.0.0.1", "default")
-    assert table["VLLM_API_KEY"] == ("set", ".env")
-    assert "s3cret-key" not in out
-    assert table["[host] idle_seconds"] == ("300", ".env (IDLE_SECONDS)")
-    assert table["[host] start_timeout_seconds"] == ("120", str(config))
-    assert table["[host] policy"] == ("exclusive", "default")
-    assert table["[host] loading_feedback"] == ("false", "default")
-    assert table["VISION_MAX_EDGE"] == ("512", "env -> vision")
-    # Every [host] key is listed.
-    from llmhost.config import HostConfig
-
-    assert all(f"[host] {key} " in settings for key in HostConfig.model_fields)
-
-
 def test_check_says_whether_standby_is_available_here(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
