@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Iterator
 
@@ -167,37 +166,3 @@ def test_last_hit_is_right_in_summer_time(summer_time: None) -> None:
 
 
 UP = {"policy": "exclusive", "uptime_seconds": 5}
-
-
-@pytest.mark.parametrize(("host", "url_host"), [("::1", "[::1]"), ("::", "[::1]"), ("0.0.0.0", "127.0.0.1")])
-def test_the_local_url_of_an_ipv6_host_is_bracketed(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], host: str, url_host: str
-) -> None:
-    from llmhost.cli.remote import local_url
-    from llmhost.settings import Settings
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((url_host.strip("[]"), 0))  # a port nothing listens on
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("LLMHOST_HOST", host)
-    monkeypatch.setenv("LLMHOST_PORT", str(port))
-    assert local_url(Settings(_env_file=None)) == f"http://{url_host}:{port}"
-    # The real client takes the URL: it is refused a connection, not an invalid URL.
-    assert main(["status"]) == 1
-    assert f"no llmhost answering at http://{url_host}:{port} (ConnectError)" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("command", ["status", "reload"])
-def test_help_says_where_the_key_comes_from_and_what_to_run_when_unreachable(
-    capsys: pytest.CaptureFixture[str], command: str
-) -> None:
-    with pytest.raises(SystemExit):
-        main([command, "--help"])
-    text = capsys.readouterr().out
-    assert "VLLM_API_KEY, read from the environment, else from ./.env" in text
-    assert "systemctl status llmhost" in text and "journalctl -u llmhost -e" in text
-    # ...and the error says it too.
-    assert main([command, "--url", "http://127.0.0.1:9"]) == 1
-    err = capsys.readouterr().err
-    assert f"llmhost {command}: no llmhost answering at http://127.0.0.1:9" in err
-    assert "`systemctl status llmhost`" in err and "`journalctl -u llmhost -e`" in err

@@ -96,18 +96,3 @@ def test_sighup_reloads_a_running_host(tmp_path: Path) -> None:
         assert len(httpx.get(f"{host.url}/routes").json()["routes"]) == 2  # old table kept
         host.proc.send_signal(signal.SIGTERM)
         assert host.proc.wait(timeout=30) == 0
-
-
-def test_reload_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from llmhost.cli import main
-    from tests.apphelp import ServerThread
-
-    path = tmp_path / "models.toml"
-    path.write_text(CONFIG_V1)
-    with ServerThread(make_app(parse_catalog(CONFIG_V1, str(path)), factory=Recorder().factory)) as server:
-        path.write_text(CONFIG_V2)
-        assert main(["reload", "--url", server.url]) == 0
-        assert "added chat" in capsys.readouterr().out
-        path.write_text("[routes.x]\nkind = 'nope'\nmodel = 'm'\n")
-        assert main(["reload", "--url", server.url]) == 1
-        assert "current configuration stays" in capsys.readouterr().err
