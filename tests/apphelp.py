@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -85,21 +85,34 @@ class ServerThread:
         )
         self.server = uvicorn.Server(config)
         self.app = app
-        self._thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
+        # Set when the server listens or its thread ends (a failed start-up): uvicorn only
+        # sets a flag, so the thread announces it once `run` is past its start-up.
+        self._up = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="uvicorn-test", daemon=True)
+
+    def _serve(self) -> None:
+        startup = self.server.startup
+
+        async def announced(*args: Any, **kwargs: Any) -> None:
+            try:
+                await startup(*args, **kwargs)
+            finally:
+                self._up.set()
+
+        self.server.startup = announced  # type: ignore[method-assign]
+        try:
+            self.server.run()
+        finally:
+            self._up.set()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerThread:
-        import time
-
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
+        if not self._up.wait(30) or not self.server.started:
+            raise RuntimeError("test server did not start")
         return self
 
     def run_soon(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -153,3 +166,26 @@ async def until(manager: ModelManager, check: Callable[[], bool]) -> None:
     """Wait until `check()` holds, checked now and after every pass."""
     while not check():
         await manager.scheduler.next_pass()
+
+
+class WatchedTurn(asyncio.Lock):
+    """The image queue's GPU turn (`ImageQueue.turn`, replaced by a test), counting the jobs
+    that came to wait for it while it was taken: a test that holds the turn waits for
+    `queued(n)` instead of polling the queue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals = 0
+        self._arrived = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        if self.locked():
+            self.arrivals += 1
+            self._arrived.set()
+        return await super().acquire()
+
+    async def queued(self, count: int) -> None:
+        """Until `count` jobs have come to wait for the turn."""
+        while self.arrivals < count:
+            self._arrived.clear()
+            await self._arrived.wait()

@@ -13,7 +13,6 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from llmhost.config import parse_catalog
-from tests.apphelp import ServerThread, make_app, running, tiny_llm_route
+from tests.apphelp import ServerThread, WatchedTurn, make_app, running, tiny_llm_route, until
 from tests.suites.test_fuzz import ServingRecorder
 
 ROUTES = ("coder", "chat", "general")
@@ -115,13 +114,6 @@ async def drive(
     return outcomes
 
 
-async def until(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 def model_stats(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {m["route"]: m for m in stats["models"]}
 
@@ -139,7 +131,8 @@ async def test_full_model_queue_is_503_with_retry_after_over_http() -> None:
         # requests below queue within the load's two seconds.
         assert (await client.post("/v1/chat/completions", json={"model": "coder-model"})).status_code == 400
         waiting = [asyncio.create_task(client.post("/v1/chat/completions", json=body)) for _ in range(3)]
-        await until(lambda: app.state.host.manager.snapshot()[0]["waiting"] == 3)
+        manager = app.state.host.manager
+        await asyncio.wait_for(until(manager, lambda: manager.snapshot()[0]["waiting"] == 3), 30)
         started = time.monotonic()
         full = await client.post("/v1/chat/completions", json=body)
         assert time.monotonic() - started < 0.5, "refused at once, not after waiting"
@@ -171,25 +164,42 @@ async def test_requests_to_a_busy_ready_model_are_bounded_too() -> None:
     async with running(app) as client:
         assert (await client.post("/v1/chat/completions", json=body)).status_code == 200  # ready
         gate = asyncio.Event()
-        backend = app.state.host.manager.slots["coder"].backend
+        entered = asyncio.Event()  # a reply began: a request is in flight
+        manager = app.state.host.manager
+        backend = manager.slots["coder"].backend
         real = backend.chat
 
         class Slow:  # the engine is busy: replies take until the gate opens
             async def create_chat_completion(self, request: Any, raw_request: Any) -> Any:
+                entered.set()
                 await gate.wait()
                 return await real.create_chat_completion(request, raw_request)
 
         backend.chat = Slow()
-        requests = []
+        requests: list[asyncio.Task[httpx.Response]] = []
+
+        def accounted() -> int:
+            coder = manager.snapshot()[0]
+            return int(coder["in_flight"] + coder["waiting"] + sum(r.done() for r in requests))
+
+        async def arrived(request: asyncio.Task[httpx.Response]) -> None:
+            """Until every request so far is in flight, waiting or answered: checked again when
+            a reply begins (one granted at once), after a pass (one queued: its ticket pokes
+            the scheduler) and when this request is answered (refused)."""
+            while accounted() < len(requests):
+                entered.clear()
+                wakers = {
+                    asyncio.ensure_future(manager.scheduler.next_pass()),
+                    asyncio.ensure_future(entered.wait()),
+                }
+                await asyncio.wait({*wakers, request}, return_when=asyncio.FIRST_COMPLETED)
+                for waker in wakers:
+                    waker.cancel()
+
         for _ in range(20):  # arriving one after another, as a busy client's requests do
             requests.append(asyncio.create_task(client.post("/v1/chat/completions", json=body)))
-            await asyncio.sleep(0.02)
-
-        def settled() -> bool:
-            coder = app.state.host.manager.snapshot()[0]
-            return bool(coder["in_flight"] + coder["waiting"] + sum(r.done() for r in requests) == 20)
-
-        await until(settled)
+            await asyncio.wait_for(arrived(requests[-1]), 30)
+        assert accounted() == 20
         gate.set()
         statuses = Counter(r.status_code for r in await asyncio.gather(*requests))
     # 4 served at once, 3 waiting, the rest refused at once
@@ -206,9 +216,11 @@ async def test_full_image_queue_is_503_with_retry_after_over_http() -> None:
     body = {"prompt": "a fox", "width": 64, "height": 64}
     async with running(app) as client:
         jobs = app.state.image_queue
+        jobs.turn = turn = WatchedTurn()
         async with jobs.turn:  # the GPU is busy: image jobs queue for their turn
             queued = [asyncio.create_task(client.post("/vision/generate", json=body)) for _ in range(2)]
-            await until(lambda: jobs.waiting.get("vision") == 2)
+            await asyncio.wait_for(turn.queued(2), 60)
+            assert jobs.waiting.get("vision") == 2
             full = await client.post("/vision/generate", json=body)
             assert full.status_code == 503 and int(full.headers["Retry-After"]) >= 1
             assert full.json()["error"]["code"] == "overloaded"
