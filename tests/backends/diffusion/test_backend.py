@@ -53,6 +53,22 @@ async def _started(model: Path, **pipeline: Any) -> DiffusionBackend:
     return backend
 
 
+def _stepping(backend: DiffusionBackend, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set when the pipeline takes a denoising step (in the job's thread): from then on a
+    job holds the pipeline and is computing."""
+    loop = asyncio.get_running_loop()
+    stepped = asyncio.Event()
+    scheduler = backend.pipeline.scheduler
+    step = scheduler.step
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loop.call_soon_threadsafe(stepped.set)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler, "step", counted)
+    return stepped
+
+
 def _decode(png: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
@@ -124,13 +140,17 @@ async def test_sd1_pipeline_and_its_safety_checker_option(tiny_sd15: Path) -> No
 
 
 @pytest.mark.engine
-async def test_job_cancelled_while_queued_never_runs(tiny_models: Any) -> None:
+async def test_job_cancelled_while_queued_never_runs(
+    tiny_models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = await _started(tiny_models.sd3)
     try:
+        stepped = _stepping(backend, monkeypatch)
         running = asyncio.create_task(backend.generate(_job(steps=400)))
-        await asyncio.sleep(0.1)  # it holds the pipeline now, computing in its thread
+        await asyncio.wait_for(stepped.wait(), 60)  # it holds the pipeline now, computing in its thread
         queued = asyncio.create_task(backend.generate(_job(steps=1)))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0)  # one turn: it runs up to the pipeline's lock and waits there
+        assert not queued.done()
         queued.cancel()
         running.cancel()  # stops at its next step
         for task in (queued, running):
@@ -142,7 +162,7 @@ async def test_job_cancelled_while_queued_never_runs(tiny_models: Any) -> None:
 
 
 @pytest.mark.engine
-async def test_cancel_interrupts_a_running_job(tiny_models: Any) -> None:
+async def test_cancel_interrupts_a_running_job(tiny_models: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = await _started(tiny_models.sd3)
     try:
         await backend.generate(_job(steps=1))
@@ -150,8 +170,9 @@ async def test_cancel_interrupts_a_running_job(tiny_models: Any) -> None:
         await backend.generate(_job(steps=3))
         per_step = (time.monotonic() - started) / 3
 
+        stepped = _stepping(backend, monkeypatch)
         long = asyncio.create_task(backend.generate(_job(steps=400)))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(stepped.wait(), 60)  # computing in its thread
         cancelled_at = time.monotonic()
         long.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -166,10 +187,13 @@ async def test_cancel_interrupts_a_running_job(tiny_models: Any) -> None:
 
 
 @pytest.mark.engine
-async def test_stop_waits_for_the_running_job_and_refuses_new_ones(tiny_models: Any) -> None:
+async def test_stop_waits_for_the_running_job_and_refuses_new_ones(
+    tiny_models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = await _started(tiny_models.sd3)
+    stepped = _stepping(backend, monkeypatch)
     running = asyncio.create_task(backend.generate(_job(steps=400)))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(stepped.wait(), 60)  # computing in its thread
     await backend.stop()
     assert running.done(), "stop returned only after the job's thread finished"
     with pytest.raises(ModelUnavailable, match="unloaded while"):
