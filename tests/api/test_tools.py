@@ -3,8 +3,8 @@
 The stand-in answers like SearXNG 9fea412 does (checked against the real one in
 tests/integrations/test_searxng_real.py): `engines=a,b` picks the engines, unreachable
 engines come back as `unresponsive_engines: [[name, error], ...]`, and `format=json` is 403
-when JSON output is off. A query word steers it: "slow" waits, "offline" fails every
-engine, "partial" fails all but the first.
+when JSON output is off. A query word steers it: "slow" answers only once the test has had
+llmhost's answer, "offline" fails every engine, "partial" fails all but the first.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUTES = catalogs.text(catalogs.SHIPPED_LLMS)
 CATALOG = parse_catalog(ROUTES + "[search]\ntimeout_seconds = 1\n")
 seen: list[dict[str, list[str]]] = []
+# A "slow" search is answered only once the test that sent it has had its answer from
+# llmhost: slower than any timeout, however slow the machine.
+slow_answer = threading.Event()
 
 
 class _SearXNG(http.server.BaseHTTPRequestHandler):
@@ -48,7 +51,7 @@ class _SearXNG(http.server.BaseHTTPRequestHandler):
         words = query["q"][0].split()
         engines = query["engines"][0].split(",")
         if "slow" in words:
-            time.sleep(2)
+            slow_answer.wait(30)
         failed = engines if "offline" in words else engines[1:] if "partial" in words else []
         answering = [e for e in engines if e not in failed]
         results = [
@@ -219,7 +222,10 @@ async def test_searxng_down_slow_or_without_json(searxng: str, searxng_without_j
         assert "Retry-After" in down.headers
     async with running(app_for(searxng)) as client:
         started = time.monotonic()
-        slow = await client.get("/tools/searxng_search", params={"q": "slow"})
+        try:
+            slow = await client.get("/tools/searxng_search", params={"q": "slow"})
+        finally:
+            slow_answer.set()
         assert_error(slow, 504, "search_timeout")
         assert time.monotonic() - started < 1.9  # [search] timeout_seconds = 1 here
     async with running(app_for(searxng_without_json)) as client:
