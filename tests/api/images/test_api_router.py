@@ -7,9 +7,7 @@ import base64
 import gc
 import io
 import json
-import time
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from PIL import Image
 from llmhost.backends.diffusion.backend import DiffusionBackend
 from llmhost.config import Catalog, parse_catalog
 from llmhost.lifecycle.state import ModelState
-from tests.apphelp import make_app, running
+from tests.apphelp import WatchedTurn, make_app, running, until_state
 
 KEY = "vision-test-key"
 
@@ -92,17 +90,6 @@ def _backend(app: FastAPI, route: str = "vision") -> DiffusionBackend:
     backend = app.state.host.manager.slots[route].backend
     assert isinstance(backend, DiffusionBackend)
     return backend
-
-
-async def _until(check: Callable[[], Any], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not await _maybe_await(check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if asyncio.iscoroutine(value) else value
 
 
 # ---- /generate and /healthz -----------------------------------------------------------
@@ -299,10 +286,12 @@ async def test_full_queue_is_503_with_retry_after(tiny_models: Any) -> None:
     app = make_app(_catalog(tiny_models.sd3))
     async with running(app) as client:
         jobs = app.state.image_queue
+        jobs.turn = turn = WatchedTurn()
         body = {"prompt": "a red fox", "num_inference_steps": 1}
         async with jobs.turn:  # the GPU is busy: jobs wait their turn
             queued = [asyncio.create_task(client.post("/vision/generate", json=body)) for _ in range(2)]
-            await _until(lambda: jobs.waiting.get("vision") == 2)
+            await asyncio.wait_for(turn.queued(2), 60)
+            assert jobs.waiting.get("vision") == 2
             full = await client.post("/vision/generate", json=body)
             error = _error(full, 503)
             assert error["code"] == "overloaded" and "max_queue is 2" in error["message"]
@@ -322,6 +311,7 @@ async def test_queued_job_of_a_departed_client_is_dropped(tiny_models: Any) -> N
     app = make_app(_catalog(tiny_models.sd3))
     async with running(app) as client:
         jobs = app.state.image_queue
+        jobs.turn = turn = WatchedTurn()
         body = json.dumps({"prompt": "a red fox", "num_inference_steps": 1}).encode()
         gone = asyncio.Event()
         sent: list[dict[str, Any]] = []
@@ -354,7 +344,8 @@ async def test_queued_job_of_a_departed_client_is_dropped(tiny_models: Any) -> N
         async with jobs.turn:
             call = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
             # Wait until it is queued: it holds a place, and no lease until its turn.
-            await _until(lambda: jobs.waiting.get("vision") == 1)
+            await asyncio.wait_for(turn.queued(1), 60)
+            assert jobs.waiting.get("vision") == 1
             assert _stats_in_flight(app) == 0
             gone.set()  # the client hangs up while queued
             await asyncio.wait_for(call, 10)
@@ -402,7 +393,7 @@ async def test_idle_unload_frees_the_pipeline(tiny_models: Any) -> None:
         assert response.status_code == 200
         pipeline = weakref.ref(_backend(app).pipeline)
         assert pipeline() is not None
-        await _until(lambda: _state(app) is ModelState.STOPPED, timeout=15)
+        await asyncio.wait_for(until_state(app.state.host.manager, "vision", ModelState.STOPPED), 30)
         gc.collect()
         assert pipeline() is None, "after the idle unload nothing holds the pipeline"
         assert (await client.get("/vision/healthz")).json()["loaded"] is False
