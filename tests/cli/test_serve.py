@@ -38,12 +38,13 @@ def test_exit_follows_the_last_log_line_at_once(tiny_models: object, tmp_path: P
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[tuple[float, str]] = queue.Queue()
+    lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
 
     def read() -> None:
         assert host.stderr is not None
         for line in host.stderr:
             lines.put((time.monotonic(), line))
+        lines.put(None)  # the end of its stderr: every line has been read
 
     threading.Thread(target=read, daemon=True).start()
     try:
@@ -51,10 +52,10 @@ def test_exit_follows_the_last_log_line_at_once(tiny_models: object, tmp_path: P
         # 1.5-2.5 s is the interpreter's, with vLLM and torch loaded.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            _, line = lines.get(timeout=deadline - time.monotonic())
-            if "engine libraries imported" in line:
+            item = lines.get(timeout=deadline - time.monotonic())
+            if item is None or "engine libraries imported" in item[1]:
                 break
-        else:
+        if item is None or "engine libraries imported" not in item[1]:
             pytest.fail("the engine libraries were never imported")
         host.send_signal(signal.SIGTERM)
         assert host.wait(timeout=60) == 0
@@ -62,10 +63,9 @@ def test_exit_follows_the_last_log_line_at_once(tiny_models: object, tmp_path: P
     finally:
         if host.poll() is None:
             host.kill()
-    time.sleep(0.2)  # let the reader drain
     last = None
-    while not lines.empty():
-        last = lines.get()
+    while (item := lines.get(timeout=30)) is not None:  # read to the end of its stderr
+        last = item
     assert last is not None and "stopped on signal" in last[1], last
     lag = exited - last[0]
     print(f"exit {lag:.2f} s after the last log line")
