@@ -57,7 +57,7 @@ class Preloader:
         for kind in kinds:
             names += [n for n in MODULES_BY_KIND.get(kind, ()) if n not in names]
         self.names = tuple(names)
-        # Set by the import thread; read by anyone (wait_all waits on them in a thread).
+        # Set by the import thread; read by anyone (`ready` reads them from any thread).
         self._done: dict[str, threading.Event] = {name: threading.Event() for name in self.names}
         # Per module, the events requests await, one per event loop (there is one in the
         # host); created by the first waiter and set from the import thread, under _lock.
@@ -103,14 +103,6 @@ class Preloader:
             if self._done[name].is_set():
                 return None
             return self._arrivals.setdefault(name, {}).setdefault(loop, asyncio.Event())
-
-    def wait_all(self, timeout: float) -> None:
-        """Block (in a worker thread) until every preload import is done, at most `timeout`
-        seconds: another thread importing vLLM meanwhile could deadlock on import locks."""
-        deadline = time.monotonic() + timeout
-        for event in self._done.values():
-            if not event.wait(max(0.0, deadline - time.monotonic())):
-                return
 
     async def settled(self) -> None:
         """Wait, on the event loop and holding no worker thread, until every preload import

@@ -100,21 +100,6 @@ def test_only_the_kinds_in_use_are_preloaded() -> None:
     assert Preloader([]).names == ()
 
 
-def test_wait_all_returns_once_the_imports_are_done(slow_module: SlowModule) -> None:
-    # The standby check waits so: two threads importing vLLM at once could deadlock.
-    preloader = Preloader(["slow"])
-    preloader.wait_all(timeout=0.2)  # not started yet: gives up at the timeout
-    assert slow_module.name not in sys.modules
-    preloader.start()
-    assert slow_module.started.wait(30)
-    preloader.wait_all(timeout=0.2)  # still importing: gives up at the timeout
-    assert not preloader.ready(slow_module.name)
-    slow_module.release.set()
-    preloader.wait_all(timeout=10)
-    assert preloader.ready(slow_module.name)
-    Preloader([]).wait_all(timeout=10)  # nothing to wait for: returns at once
-
-
 class BlockedImport:
     """An import that runs until the test lets it finish: the preload stays in progress for
     exactly as long as the test needs, with no timing involved."""
@@ -173,7 +158,7 @@ async def test_a_request_after_the_preload_finished_does_not_wait(blocked: tuple
     importer.release.set()
     preloader = Preloader(["blocked"], import_module=importer)
     preloader.start()
-    preloader.wait_all(timeout=30)
+    await asyncio.wait_for(preloader.settled(), 30)
     module: Any = await preloader.module(name)  # no thread, no event: the module at once
     assert module.VALUE == 42 and importer.calls == [name]
 
