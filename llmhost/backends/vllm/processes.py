@@ -103,10 +103,6 @@ class EngineProcesses:
                 continue
         return total if seen else None
 
-    @property
-    def pids(self) -> list[int]:
-        return sorted(self._procs)
-
     def wait_gone(self, timeout: float) -> list[int]:
         """Wait until every process of the engine has exited; kill what outlives `timeout`.
 

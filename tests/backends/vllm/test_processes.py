@@ -5,47 +5,72 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable
 
 import psutil
 
 from llmhost.backends.vllm.processes import EngineProcesses
+from llmhost.backends.vllm.reaper import Reaper
 
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+class RecordingReaper(Reaper):
+    """The watchdog as EngineProcesses uses it, recording instead of starting one: the
+    processes it would kill if the host died, with a condition to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: set[int] = set()
+        self.changed = threading.Condition()
+
+    def watch(self, pids: Iterable[int]) -> None:
+        with self.changed:
+            self.watched |= set(pids)
+            self.changed.notify_all()
+
+    def forget(self, pids: Iterable[int]) -> None:
+        with self.changed:
+            self.watched -= set(pids)
+            self.changed.notify_all()
+
+
 def test_children_started_during_the_watch_are_adopted() -> None:
-    procs = EngineProcesses()
+    reaper = RecordingReaper()
+    procs = EngineProcesses(reaper)
     procs.start_watching()
     child = multiprocessing.get_context("spawn").Process(target=_sleep, args=(30,))
     child.start()
     try:
-        deadline = time.monotonic() + 10
-        while child.pid not in procs.pids and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert child.pid in procs.pids  # known while the "load" is still running
+        with reaper.changed:  # handed to the watchdog while the "load" is still running
+            assert reaper.changed.wait_for(lambda: child.pid in reaper.watched, 30)
     finally:
         procs.stop_watching()
         killed = procs.wait_gone(timeout=0.5)
     assert killed == [child.pid]  # it outlived the bound: killed, and waited for
     child.join(5)
     assert not child.is_alive()
-    assert procs.pids == []
+    assert reaper.watched == set()  # gone: the watchdog lets it go
 
 
 def test_processes_that_existed_before_are_not_the_engines() -> None:
-    before = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    before = subprocess.Popen(sleeper)
+    reaper = RecordingReaper()
+    procs = EngineProcesses(reaper)
+    after = subprocess.Popen(sleeper)  # started once the engine's start began: the engine's
     try:
-        procs = EngineProcesses()
         procs.start_watching()
-        time.sleep(0.3)
-        procs.stop_watching()
-        assert before.pid not in procs.pids
+        procs.stop_watching()  # its last look sees every child there is by now
+        assert reaper.watched == {after.pid}
     finally:
-        before.kill()
-        before.wait()
+        for proc in (before, after):
+            proc.kill()
+            proc.wait()
 
 
 def test_wait_gone_returns_at_once_for_exited_processes() -> None:
