@@ -76,9 +76,8 @@ def test_when_the_pipe_closes_the_registered_child_is_killed(
     assert dog.stdin is not None
     dog.stdin.write(f"+{child.pid}\n")
     dog.stdin.flush()
-    time.sleep(0.5)
     assert child.poll() is None and dog.poll() is None  # both live while the host does
-    dog.stdin.close()  # the host is gone
+    dog.stdin.close()  # the host is gone: only now does the watchdog act
     assert dog.wait(30) == 0
     assert dog.stderr is not None
     err = dog.stderr.read()
@@ -104,9 +103,10 @@ def test_forgotten_and_unknown_pids_are_left_alone(spawn: Callable[..., subproce
     # A PID that is no process (an engine that already exited) is skipped.
     _, err = dog.communicate(f"+{kept.pid}\n+{forgotten.pid}\n+{2**22 + 17}\n-{forgotten.pid}\n", timeout=30)
     assert kept.wait(10) == -9
-    time.sleep(0.2)
-    assert forgotten.poll() is None  # stopped cleanly and forgotten: not the watchdog's any more
+    # The watchdog has exited (communicate waited for it) having killed one process, `kept`:
+    # the forgotten one was stopped cleanly, not the watchdog's any more.
     assert "killed 1 engine process(es)" in err
+    assert forgotten.poll() is None
 
 
 def test_the_reaper_starts_its_watchdog_on_first_use(spawn: Callable[..., subprocess.Popen[str]]) -> None:
