@@ -127,24 +127,24 @@ def run_on_routes(args: argparse.Namespace, config: Path | None, check: RouteChe
 
 
 def check_routes(args: argparse.Namespace) -> int:
-    from llmhost.gpu_check import routes as route_check
+    from llmhost.gpu_check import routes
 
     async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
         size = 64 if args.tiny else args.image_size
-        results = await route_check.run_checks(settings, catalog, monitor, image_size=size)
+        results = await routes.run_checks(settings, catalog, monitor, image_size=size)
         ok = all(r.ok for r in results)
-        return ok, route_check.render(results, monitor), route_check.to_json(results, monitor)
+        return ok, routes.render(results, monitor), routes.to_json(results, monitor)
 
     return run_on_routes(args, args.routes, check)
 
 
 def check_standby(args: argparse.Namespace) -> int:
-    from llmhost.gpu_check import standby as standby_check
+    from llmhost.gpu_check import standby
 
     async def check(settings: Settings, catalog: Catalog, monitor: GpuMonitor) -> Outcome:
-        results = await standby_check.check_standby(catalog, monitor)
+        results = await standby.check_standby(catalog, monitor)
         ok = all(r.ok for r in results)
-        return ok, standby_check.render(results, monitor), standby_check.to_json(results, monitor)
+        return ok, standby.render(results, monitor), standby.to_json(results, monitor)
 
     return run_on_routes(args, args.standby, check)
 
