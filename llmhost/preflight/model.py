@@ -57,9 +57,9 @@ def problem(route: RouteConfig, *, offline_cache: bool = True) -> str | None:
 def config_problems(catalog: Catalog) -> list[str]:
     """What `check` and a reload refuse: local paths that do not exist, malformed ids, and
     embedding or rerank routes whose model vLLM cannot pool (llmhost.preflight.pooling)."""
-    from llmhost.preflight import pooling as pooling_check
+    from llmhost.preflight import pooling
 
-    found = (problem(r, offline_cache=False) or pooling_check.problem(r) for r in catalog.routes.values())
+    found = (problem(r, offline_cache=False) or pooling.problem(r) for r in catalog.routes.values())
     return [p for p in found if p is not None]
 
 
