@@ -21,8 +21,15 @@ def lease() -> tuple[Lease, FakeBackend]:
     return Lease(Slot(route), backend), backend
 
 
+class ImageOnly(FakeBackend):
+    """A backend class with no chat or completion serving objects (as a diffusion one).
+    Its own class: llm_backend remembers its answer per backend class, and other tests
+    give FakeBackend instances serving objects."""
+
+
 def test_a_backend_without_completions_is_refused_by_name() -> None:
-    held, _ = lease()
+    route = catalog("exclusive", ("a",)).routes["a"]
+    held = Lease(Slot(route), ImageOnly(route, Recorder()))
     with pytest.raises(HostError, match=r"^a-model does not serve completions\.$"):
         llm_backend(held)
 
