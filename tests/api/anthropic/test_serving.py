@@ -7,23 +7,17 @@ under a request is tests/api/chat/test_engine_failure.py's."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from llmhost.config import HostConfig, RouteConfig
-from llmhost.lifecycle.manager import ModelManager
-from tests import catalogs
+from tests.api import broken_engine
 from tests.api.anthropic.test_errors import anthropic_error
+from tests.api.broken_engine import CATALOG, DIED, UNLOADED, engine_dead, last_event
 from tests.apphelp import make_app, running
-from tests.fakes import FakeBackend, Recorder
+from tests.fakes import FakeBackend
 
-CATALOG = catalogs.catalog({"coder": catalogs.CODER})
-DIED = "the vLLM engine core process died"
-UNLOADED = "coder was unloaded (its engine stopped working) before this request finished"
 ASK = {"model": "coder-fast", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 
 START = (
@@ -37,13 +31,6 @@ VLLM_ERROR_EVENT = (
     'event: error\ndata: {"type":"error","error":{"type":"internal_error","message":"2 validation '
     'errors for ChatCompletionStreamResponse\\nmodel\\n  Field required [type=missing]"}}\n\n'
 )
-
-
-def engine_dead() -> Exception:
-    from vllm.v1.engine.exceptions import EngineDeadError  # imported once the request parsed
-
-    error: Exception = EngineDeadError()
-    return error
 
 
 class BrokenMessages:
@@ -77,32 +64,11 @@ class BrokenMessages:
         raise engine_dead()
 
 
-@dataclass
-class BrokenRecorder(Recorder):
-    then: str = "dies"
-    manager: ModelManager | None = None
+class BrokenRecorder(broken_engine.BrokenRecorder):
+    endpoint = "messages"
 
-    def unload_under_the_stream(self) -> None:
-        """What the lifecycle does to the leases of a model it unloads under them."""
-        assert self.manager is not None
-        for lease in self.manager.slots["coder"].active:
-            lease.revoked = UNLOADED
-
-    def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
-        backend = FakeBackend(route, self)
-        # The serving objects an LlmBackend has (llmhost.backends.base); only messages is used.
-        for name in ("chat", "completion", "responses"):
-            setattr(backend, name, None)
-        backend.messages = BrokenMessages(backend, self)  # type: ignore[attr-defined]
-        return backend
-
-
-def last_event(text: str) -> tuple[str, dict[str, Any]]:
-    """The last event of an SSE body: its name, and its data."""
-    lines = text.strip().split("\n\n")[-1].splitlines()
-    assert lines[0].startswith("event: ") and lines[1].startswith("data: ")
-    data: dict[str, Any] = json.loads(lines[1][6:])
-    return lines[0][7:], data
+    def broken_serving(self, backend: FakeBackend) -> BrokenMessages:
+        return BrokenMessages(backend, self)
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/coder/v1/messages/count_tokens"])

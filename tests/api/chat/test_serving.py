@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from llmhost.config import HostConfig, RouteConfig, parse_catalog
-from llmhost.lifecycle.manager import ModelManager
+from llmhost.config import parse_catalog
 from llmhost.server.preload import THREAD_NAME
+from tests.api import broken_engine
 from tests.apphelp import ServerThread, envelope, make_app, running, tiny_llm_route
 from tests.fakes import FakeBackend, Recorder
 
@@ -147,24 +147,13 @@ class BreakingServing:
 
 
 @dataclass
-class BreakingRecorder(Recorder):
+class BreakingRecorder(broken_engine.BrokenRecorder):
+    endpoint = "chat"
     raises: Exception | None = None
     then: str = "raise"
-    manager: ModelManager | None = None
 
-    def unload_under_the_stream(self) -> None:
-        """What the lifecycle does to the leases of a model it unloads under them."""
-        assert self.manager is not None
-        for lease in self.manager.slots["coder"].active:
-            lease.revoked = "coder was unloaded (its engine stopped working) before this request finished"
-
-    def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
-        backend = FakeBackend(route, self)
-        # The serving objects an LlmBackend has (llmhost.backends.base); only chat is used.
-        for name in ("completion", "responses", "messages"):
-            setattr(backend, name, None)
-        backend.chat = BreakingServing(backend, self)  # type: ignore[attr-defined]
-        return backend
+    def broken_serving(self, backend: FakeBackend) -> BreakingServing:
+        return BreakingServing(backend, self)
 
 
 FEEDBACK = "[host]\nloading_feedback = true\n[routes.coder]\nkind = 'llm'\nmodel = 'org/coder'\n"

@@ -7,31 +7,18 @@ tests/api/chat/test_engine_failure.py's."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from openai.types.responses import ResponseTextDeltaEvent
 
-from llmhost.config import HostConfig, RouteConfig
-from llmhost.lifecycle.manager import ModelManager
-from tests import catalogs
+from tests.api import broken_engine
+from tests.api.broken_engine import CATALOG, DIED, UNLOADED, engine_dead, last_event
 from tests.apphelp import envelope, make_app, running
-from tests.fakes import FakeBackend, Recorder
+from tests.fakes import FakeBackend
 
-CATALOG = catalogs.catalog({"coder": catalogs.CODER})
-DIED = "the vLLM engine core process died"
-UNLOADED = "coder was unloaded (its engine stopped working) before this request finished"
 ASK = {"model": "coder-fast", "input": "hi"}
-
-
-def engine_dead() -> Exception:
-    from vllm.v1.engine.exceptions import EngineDeadError  # imported once the request parsed
-
-    error: Exception = EngineDeadError()
-    return error
 
 
 class BrokenResponses:
@@ -70,32 +57,11 @@ class BrokenResponses:
         return events()
 
 
-@dataclass
-class BrokenRecorder(Recorder):
-    then: str = "dies"
-    manager: ModelManager | None = None
+class BrokenRecorder(broken_engine.BrokenRecorder):
+    endpoint = "responses"
 
-    def unload_under_the_stream(self) -> None:
-        """What the lifecycle does to the leases of a model it unloads under them."""
-        assert self.manager is not None
-        for lease in self.manager.slots["coder"].active:
-            lease.revoked = UNLOADED
-
-    def factory(self, route: RouteConfig, host: HostConfig) -> FakeBackend:
-        backend = FakeBackend(route, self)
-        # The serving objects an LlmBackend has (llmhost.backends.base); only responses is used.
-        for name in ("chat", "completion", "messages"):
-            setattr(backend, name, None)
-        backend.responses = BrokenResponses(backend, self)  # type: ignore[attr-defined]
-        return backend
-
-
-def error_event(text: str) -> tuple[str, dict[str, Any]]:
-    """The last event of an SSE body: its name, and its data."""
-    last = text.strip().split("\n\n")[-1].splitlines()
-    assert last[0].startswith("event: ") and last[1].startswith("data: ")
-    data: dict[str, Any] = json.loads(last[1][6:])
-    return last[0][7:], data
+    def broken_serving(self, backend: FakeBackend) -> BrokenResponses:
+        return BrokenResponses(backend, self)
 
 
 async def test_a_dead_engine_is_a_503_that_names_it() -> None:
@@ -126,7 +92,7 @@ async def test_a_broken_stream_ends_with_an_error_event(then: str, code: str, me
         response = await client.post("/coder/v1/responses", json={**ASK, "stream": True})
         assert response.status_code == 200
         assert response.text.startswith("event: response.output_text.delta\n")
-        name, event = error_event(response.text)
+        name, event = last_event(response.text)
         assert name == "error" and event["type"] == "error"
         assert event["code"] == code and message in event["message"]
         assert event["sequence_number"] == 4  # the next after the last event vLLM sent
