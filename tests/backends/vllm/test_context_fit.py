@@ -20,10 +20,11 @@ from llmhost.backends.vllm.context_fit import (
     fitted_length,
     parse_refusal,
 )
-from llmhost.config import RouteConfig, parse_catalog
+from llmhost.config import parse_catalog
 from llmhost.config.text import toml_table
 from llmhost.tiny_models import tiny_engine_args
 from tests.apphelp import ServerThread, make_app
+from tests.backends.vllm.support import coder_route
 
 # vLLM 0.32's refusal, as its CPU build wrote it for the tiny model with a 4 MiB KV cache.
 REFUSAL = (
@@ -33,18 +34,6 @@ REFUSAL = (
     "`gpu_memory_utilization` (which also controls CPU memory on the CPU backend) or decreasing "
     "`max_model_len` when initializing the engine."
 )
-
-
-def _route(**engine: object) -> RouteConfig:
-    return RouteConfig.model_validate(
-        {
-            "name": "coder",
-            "kind": "llm",
-            "model": "org/coder",
-            "served_names": ["coder-fast"],
-            "engine": engine,
-        }
-    )
 
 
 def test_the_refusal_is_read_with_vllms_estimate() -> None:
@@ -100,7 +89,12 @@ def test_a_refused_context_is_started_again_once_fitted(
     calls, create = _refusing(log)
     caplog.set_level(logging.WARNING, logger="llmhost.vllm")
     engine, context = create_fitted(
-        create, {"max_model_len": 32768}, _route(), failure_log=log, procs=None, abandoned=lambda: False
+        create,
+        {"max_model_len": 32768},
+        coder_route(),
+        failure_log=log,
+        procs=None,
+        abandoned=lambda: False,
     )
     assert [c["max_model_len"] for c in calls] == [32768, 7888]
     assert engine.model_config.max_model_len == 7888
@@ -118,13 +112,23 @@ def test_only_once_and_never_for_another_failure_or_an_abandoned_load(tmp_path: 
     calls, create = _refusing(log, refuse=None)  # refuses the retry too
     with pytest.raises(RuntimeError):
         create_fitted(
-            create, {"max_model_len": 32768}, _route(), failure_log=log, procs=None, abandoned=lambda: False
+            create,
+            {"max_model_len": 32768},
+            coder_route(),
+            failure_log=log,
+            procs=None,
+            abandoned=lambda: False,
         )
     assert len(calls) == 2
     calls, create = _refusing(log)
     with pytest.raises(RuntimeError):
         create_fitted(
-            create, {"max_model_len": 32768}, _route(), failure_log=log, procs=None, abandoned=lambda: True
+            create,
+            {"max_model_len": 32768},
+            coder_route(),
+            failure_log=log,
+            procs=None,
+            abandoned=lambda: True,
         )
     assert len(calls) == 1
 
@@ -134,7 +138,12 @@ def test_only_once_and_never_for_another_failure_or_an_abandoned_load(tmp_path: 
 
     with pytest.raises(RuntimeError):
         create_fitted(
-            other, {"max_model_len": 32768}, _route(), failure_log=log, procs=None, abandoned=lambda: False
+            other,
+            {"max_model_len": 32768},
+            coder_route(),
+            failure_log=log,
+            procs=None,
+            abandoned=lambda: False,
         )
 
 

@@ -7,23 +7,11 @@ from llmhost.backends.base import NO_START_STATS
 from llmhost.backends.vllm.context_fit import EngineContext
 from llmhost.backends.vllm.start_phases import Phase
 from llmhost.backends.vllm.start_report import EngineStart, served_context
-from llmhost.config import RouteConfig
-
-
-def _route(**engine: object) -> RouteConfig:
-    return RouteConfig.model_validate(
-        {
-            "name": "coder",
-            "kind": "llm",
-            "model": "org/coder",
-            "served_names": ["coder-fast"],
-            "engine": engine,
-        }
-    )
+from tests.backends.vllm.support import coder_route
 
 
 def test_the_model_list_shows_the_context_served_and_why() -> None:
-    route = _route(max_model_len="32k")  # vLLM's CLI size: 32,000 tokens
+    route = coder_route(max_model_len="32k")  # vLLM's CLI size: 32,000 tokens
     assert served_context(route, None) == {
         "max_model_len": 32000,
         "max_model_len_reason": "max_model_len in [engine]",
@@ -31,8 +19,8 @@ def test_the_model_list_shows_the_context_served_and_why() -> None:
     fitted = EngineStart(EngineContext(7888, 32000, "fitted down from 32000: ...", 32000))
     assert served_context(route, fitted)["max_model_len"] == 7888
     # models.toml changed since: the last engine no longer tells what the next one gets.
-    assert served_context(_route(max_model_len=8192), fitted)["max_model_len"] == 8192
-    assert served_context(_route(), None)["max_model_len"] is None
+    assert served_context(coder_route(max_model_len=8192), fitted)["max_model_len"] == 8192
+    assert served_context(coder_route(), None)["max_model_len"] is None
 
 
 def test_a_start_reports_the_keys_a_model_without_one_shows() -> None:
@@ -52,7 +40,7 @@ def test_a_start_reports_the_keys_a_model_without_one_shows() -> None:
     }
     # An engine that started at the configured length, without fitting: the model list shows it.
     served = EngineStart(EngineContext(4096, 4096, "max_model_len in [engine]"))
-    assert served_context(_route(max_model_len=4096), served) == {
+    assert served_context(coder_route(max_model_len=4096), served) == {
         "max_model_len": 4096,
         "max_model_len_reason": "max_model_len in [engine]",
     }
